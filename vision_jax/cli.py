@@ -1,0 +1,47 @@
+"""The `vision-jax` command: one subcommand per job, each in its own module.
+
+Subcommands are imported lazily so that `vision-jax datasets list` or
+`vision-jax tables` never pay for importing the trainer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (module, function, one-line help). Each function takes argv (a list
+# of strings, without the subcommand) and returns an exit code.
+SUBCOMMANDS = {
+    "train": ("vision_jax.train", "cli_main", "train a config (resumes by itself in its workdir)"),
+    "eval": ("vision_jax.train", "eval_cli_main", "evaluate the latest checkpoint of a workdir"),
+    "bench": ("vision_jax.bench", "cli_main", "time the real train step on synthetic data"),
+    "datasets": ("vision_jax.data.cli", "main", "list or prepare the built-in datasets"),
+    "tables": ("vision_jax.scaling.tables", "main", "parameter/FLOP tables of the published models"),
+    "plan": ("vision_jax.scaling.planner", "main", "training time and memory estimates"),
+    "fit": ("vision_jax.scaling.fit", "main", "fit scaling laws to results"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, SUBCOMMANDS))
+    lines = ["usage: vision-jax <command> [options]", "", "commands:"]
+    for name, (_, _, text) in SUBCOMMANDS.items():
+        lines.append(f"  {name:<{width}}  {text}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"vision-jax: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module, function, _ = SUBCOMMANDS[name]
+    return int(getattr(importlib.import_module(module), function)(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
