@@ -1,0 +1,57 @@
+"""ResNet-18/34/50/101/152.
+
+Arguments: depth (default 50), width=N (default 64), dataset=NAME (default
+imagenet2012 for the ImageNet recipe; shapes/digits/cifar10 use the CIFAR
+stem at 32x32), runlocal.
+
+ImageNet recipe (Goyal et al. 2017, "Accurate, Large Minibatch SGD": batch
+1024, lr 0.1 x batch/256 with 5 warm-up epochs, momentum 0.9, wd 1e-4, 90
+epochs, step decay at epochs 30/60/80; we use cosine decay instead):
+
+    vision-jax train --config=configs/resnet.py:50 --workdir=workdirs/r50 \\
+        --config.data.data_dir=/path/to/tensorflow_datasets
+
+Result on ImageNet: not run here (needs an accelerator and the prepared
+imagenet2012 dataset). On `shapes`:
+
+RESULT_PENDING
+"""
+
+from vision_jax.config import base_config, parse_arg, shrink_for_local
+
+
+def get_config(arg=None):
+    a = parse_arg(arg, depth=50, width=64, dataset="imagenet2012", runlocal=False)
+    c = base_config()
+    c.data.name = a.dataset
+    imagenet = a.dataset == "imagenet2012"
+    c.model = dict(name="resnet", depth=a.depth, width=a.width,
+                   stem="imagenet" if imagenet else "cifar", zero_init_residual=True)
+    c.optimizer.name = "nesterov"
+    c.optimizer.momentum = 0.9
+    c.optimizer.weight_decay = 1e-4 if imagenet else 5e-4
+    c.optimizer.grad_clip_norm = 0.0
+    c.label_smoothing = 0.1 if imagenet else 0.0
+    if imagenet:
+        c.data.image_size = 224
+        c.data.eval_split = "validation"
+        c.data.augment.random_resized_crop = True
+        c.data.augment.flip = True
+        c.batch_size = 1024
+        c.total_epochs = 90.0
+        c.optimizer.learning_rate = 0.1 * c.batch_size / 256
+        c.schedule.warmup_steps = 5 * 1251
+        c.eval_every_steps = 5000
+        c.checkpoint.every_steps = 2000
+    else:
+        c.data.augment.crop_padding = 4
+        c.data.augment.flip = True
+        c.batch_size = 128
+        c.total_epochs = 30.0
+        c.optimizer.learning_rate = 0.1
+        c.schedule.warmup_steps = 200
+        c.eval_every_steps = 2000
+    if a.runlocal:
+        shrink_for_local(c)
+        c.model.stem = "cifar"
+    return c

@@ -1,0 +1,56 @@
+"""Vision Transformer, any variant of vision_jax.models.vit.VARIANTS.
+
+Arguments: variant (default B/16), dataset=NAME (default imagenet2012),
+pool (tok|gap, default tok), posemb (learn|sincos2d), scan, runlocal.
+
+ImageNet-1k from scratch, following big_vision's "better plain ViT
+baselines" recipe (Beyer et al. 2022: global average pooling, sin-cos 2-D
+position embedding, batch 1024, Adam lr 1e-3 with 10k warm-up steps and
+cosine decay, decoupled weight decay 1e-4, RandAugment(2, 10), mixup 0.2, 90
+epochs; the paper reports 76.5% top-1 for ViT-S/16 after 90 epochs):
+
+    vision-jax train --config=configs/vit.py:S/16,pool=gap,posemb=sincos2d \\
+        --workdir=workdirs/vit_s16 --config.data.data_dir=/path/to/tensorflow_datasets
+
+Result on ImageNet: not run here (needs an accelerator and the prepared
+dataset). Throughput: see `vision-jax bench --config=configs/vit.py:B/16` in
+the README. On `shapes` (32x32, patch 4):
+
+RESULT_PENDING
+"""
+
+from vision_jax.config import base_config, parse_arg, shrink_for_local
+
+
+def get_config(arg=None):
+    a = parse_arg(arg, variant="B/16", dataset="imagenet2012", pool="tok", posemb="learn",
+                  scan=False, runlocal=False)
+    c = base_config()
+    c.data.name = a.dataset
+    c.model = dict(name="vit", variant=a.variant, pool=a.pool, posemb=a.posemb, scan=a.scan,
+                   remat_policy="none", attention_impl=None, dropout=0.0)
+    c.optimizer.name = "adamw"
+    c.optimizer.learning_rate = 1e-3
+    c.optimizer.weight_decay = 1e-4
+    c.optimizer.grad_clip_norm = 1.0
+    if a.dataset == "imagenet2012":
+        c.data.image_size = 224
+        c.data.eval_split = "validation"
+        c.data.augment.random_resized_crop = True
+        c.data.augment.flip = True
+        c.data.augment.randaugment_layers = 2
+        c.data.augment.randaugment_magnitude = 10
+        c.data.augment.mixup_alpha = 0.2
+        c.batch_size = 1024
+        c.total_epochs = 90.0
+        c.schedule.warmup_steps = 10_000
+        c.eval_every_steps = 5000
+        c.checkpoint.every_steps = 2000
+    else:
+        c.data.augment.crop_padding = 4
+        c.data.augment.flip = True
+        c.batch_size = 128
+        c.total_epochs = 30.0
+        c.schedule.warmup_steps = 500
+        c.eval_every_steps = 2000
+    return shrink_for_local(c) if a.runlocal else c

@@ -1,0 +1,127 @@
+"""Preemption and checkpoints: SIGKILL and resume, corrupt steps, other meshes, two processes."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from vision_jax import checkpoint as ckpt_lib, data, metrics, sharding, train
+
+from helpers import ROOT, TINY_SHAPES, config_path, run_cli, tiny_config
+
+COMPARED = ("loss", "accuracy", "grad_norm", "learning_rate")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+def train_args(workdir, data_dir, steps=40, extra=()):
+    return ["train", f"--config={config_path('mlp.py')}:hidden=64x64", f"--workdir={workdir}",
+            f"--config.data.data_dir={data_dir}", "--config.progress_bar=False",
+            *[f"--config.{o}" for o in TINY_SHAPES],
+            f"--config.total_steps={steps}", "--config.batch_size=32",
+            "--config.log_every_steps=1", "--config.eval_every_steps=10",
+            "--config.checkpoint.every_steps=5", *extra]
+
+
+def compared(workdir):
+    rows = metrics.read_metrics(str(workdir))
+    return [(r["step"], r["split"], *[r.get(k) for k in COMPARED]) for r in rows]
+
+
+def test_sigkill_then_resume_reproduces_uninterrupted_run(data_dir, tmp_path):
+    run_cli(train_args(tmp_path / "straight", data_dir))
+    killed = tmp_path / "killed"
+    env = dict(os.environ)  # conftest's XLA flags: 8 devices, as run_cli uses
+    proc = subprocess.Popen([sys.executable, "-m", "vision_jax.cli",
+                             *train_args(killed, data_dir)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline:  # kill somewhere after the second checkpoint
+        if os.path.exists(killed / "metrics.jsonl"):
+            steps = [r["step"] for r in metrics.read_metrics(str(killed))]
+            if steps and max(steps) >= 13:
+                break
+        if proc.poll() is not None:
+            pytest.fail("the run ended before it could be killed")
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert max(r["step"] for r in metrics.read_metrics(str(killed))) < 40
+    run_cli(train_args(killed, data_dir))
+    assert compared(killed) == compared(tmp_path / "straight")  # bit for bit
+
+
+def test_corrupt_newest_checkpoint_is_skipped(data_dir, tmp_path):
+    run_cli(train_args(tmp_path, data_dir, steps=10))
+    ckdir = tmp_path / "checkpoints"
+    newest = ckdir / "10" / "state"
+    for root, _, files in os.walk(newest):  # truncate every array file of step 10
+        for f in files:
+            if not f.endswith(".json") and not f.startswith("_"):
+                open(os.path.join(root, f), "wb").close()
+    # Continuing to 15 must fall back to step 5, recompute 6..15, and warn.
+    proc = run_cli(train_args(tmp_path, data_dir, steps=15))
+    assert "unreadable" in proc.stderr or "resuming from" in proc.stdout
+    assert "step 5" in proc.stdout
+    assert max(r["step"] for r in metrics.read_metrics(str(tmp_path))) == 15
+
+
+def test_explicitly_requested_corrupt_checkpoint_is_a_clear_error(data_dir, tmp_path):
+    run_cli(train_args(tmp_path / "src", data_dir, steps=5))
+    shutil.rmtree(tmp_path / "src" / "checkpoints" / "5" / "state")
+    proc = run_cli(train_args(tmp_path / "dst", data_dir, steps=10,
+                              extra=[f"--config.resume_from={tmp_path / 'src' / 'checkpoints'}"]),
+                   check=False)
+    assert proc.returncode == 2 and "cannot be restored" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_checkpoint_restores_onto_a_smaller_mesh(data_dir, tmp_path):
+    c = tiny_config("mlp.py:hidden=64x64", data_dir, "total_steps=5", "batch_size=32",
+                    "checkpoint.every_steps=5", "mesh.data=1", "mesh.fsdp=-1")
+    train.train(c, str(tmp_path))
+    saved = ckpt_lib.Checkpointer(str(tmp_path / "checkpoints"))
+    info = data.dataset_info(c.data)
+    _, _, _, init_fn = train.build(c, info.num_classes, info.image_shape, 5)
+    rules = sharding.rules_from_config(None)
+    eight = train.state_shardings(init_fn, sharding.make_mesh(dict(c.mesh)), rules, 0)[0]
+    four = train.state_shardings(
+        init_fn, sharding.make_mesh(dict(c.mesh), jax.devices()[:4]), rules, 0)[0]
+    _, on8, _, _ = saved.restore(eight)
+    _, on4, _, meta = saved.restore(four)
+    assert meta["examples_seen"] == 5 * 32
+    k4 = on4.params["hidden_0"]["kernel"]
+    assert len(k4.sharding.device_set) == 4
+    for a, b in zip(jax.tree.leaves(on8), jax.tree.leaves(on4)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_two_processes_train_checkpoint_and_resume(data_dir, tmp_path):
+    launcher = [sys.executable, os.path.join(ROOT, "launch", "local.py"), "--processes=2",
+                "--devices-per-process=4", f"--log-dir={tmp_path / 'logs'}", "--",
+                sys.executable, "-m", "vision_jax.cli"]
+    workdir = tmp_path / "run"
+
+    def launch(steps):
+        proc = subprocess.run(launcher + train_args(workdir, data_dir, steps=steps), cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+        return proc.stdout
+
+    out = launch(10)
+    assert "2 process(es), 8 cpu device(s)" in out
+    assert ckpt_lib.Checkpointer(str(workdir / "checkpoints")).all_steps()[-1] == 10
+    out = launch(20)
+    assert "resuming from" in out and "step 10" in out
+    rows = metrics.read_metrics(str(workdir), "train")
+    assert [r["step"] for r in rows] == list(range(1, 21))
+    assert rows[-1]["loss"] < rows[0]["loss"]

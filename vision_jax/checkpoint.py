@@ -1,0 +1,135 @@
+"""Checkpoints: the only module that imports orbax.
+
+A checkpoint holds three items: `state` (params, optimizer state, step, RNG,
+sharded arrays written by every process), `data` (the input iterator's state,
+JSON) and `meta` (counters a scaling study needs after a preemption: examples
+seen, compute spent, wall time; JSON).
+
+Orbax writes each step to a temporary directory and renames it when complete,
+so a process killed mid-save leaves no step that looks finished. A finished
+step that still fails to restore (a truncated file, a disk error) is skipped
+with a warning and the next older one is tried: nothing that can be resumed
+is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that was asked for explicitly cannot be restored."""
+
+
+class Checkpointer:
+    def __init__(self, directory: str, *, max_to_keep: int = 3, keep_period: int = 0,
+                 async_save: bool = True):
+        self.directory = os.path.abspath(directory)
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep or None,
+            keep_period=keep_period or None,
+            enable_async_checkpointing=async_save,
+            create=True,
+            cleanup_tmp_directories=True,
+        )
+        self._manager = ocp.CheckpointManager(
+            self.directory, options=options, item_names=("state", "data", "meta"))
+
+    def save(self, step: int, state: Any, data_state: dict, meta: dict) -> None:
+        self._manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data=ocp.args.JsonSave(data_state),
+            meta=ocp.args.JsonSave(meta)), force=True)
+
+    def all_steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def restore(self, abstract_state: Any, step: int | None = None):
+        """Restores (state, data_state, meta) onto the shardings of `abstract_state`.
+
+        `abstract_state` is a tree of `jax.ShapeDtypeStruct` with `.sharding`
+        set: restoring onto a different mesh than the one that saved is just a
+        different abstract state. With `step=None`, the newest restorable step
+        is used; returns None when there is none.
+        """
+        steps = [step] if step is not None else self.all_steps()[::-1]
+        unreadable = []
+        for s in steps:
+            try:
+                restored = self._manager.restore(s, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract_state),
+                    data=ocp.args.JsonRestore(),
+                    meta=ocp.args.JsonRestore()))
+            except Exception as e:  # noqa: BLE001 - any failure means "not usable"
+                if step is not None:
+                    raise CheckpointError(
+                        f"checkpoint step {s} in {self.directory} cannot be restored: "
+                        f"{type(e).__name__}: {e}") from e
+                log.warning("checkpoint step %d in %s is unreadable (%s: %s); trying an "
+                            "older one", s, self.directory, type(e).__name__, str(e)[:200])
+                unreadable.append(s)
+                continue
+            self._set_aside(unreadable)
+            return s, restored["state"], restored["data"], restored["meta"]
+        self._set_aside(unreadable)
+        return None
+
+    def _set_aside(self, steps: list[int]) -> None:
+        """Moves unreadable steps out of the way (kept for inspection, never deleted)."""
+        if not steps:
+            return
+        if jax.process_index() == 0:
+            aside = self.directory + "_unreadable"
+            os.makedirs(aside, exist_ok=True)
+            for s in steps:
+                target = os.path.join(aside, f"{s}_{int(time.time())}")
+                os.rename(os.path.join(self.directory, str(s)), target)
+                log.warning("moved unreadable checkpoint step %d to %s", s, target)
+        from vision_jax import distributed
+        distributed.barrier("unreadable checkpoints set aside")
+        self._manager.reload()
+
+    def wait(self) -> None:
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()
+
+
+def restore_params(path: str, abstract_params: Any) -> Any:
+    """Loads only the parameters from another run's checkpoint (init_from).
+
+    `path` is a run's checkpoint directory (newest step is used) or one step's
+    directory inside it.
+    """
+    path = os.path.abspath(path)
+    parent, leaf = os.path.split(path)
+    step = int(leaf) if leaf.isdigit() else None
+    directory = parent if step is not None else path
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"init checkpoint {path!r} does not exist")
+    manager = ocp.CheckpointManager(directory, item_names=("state", "data", "meta"),
+                                    options=ocp.CheckpointManagerOptions(read_only=True))
+    step = manager.latest_step() if step is None else step
+    if step is None:
+        raise CheckpointError(f"no checkpoint steps in {directory!r}")
+    try:
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.PyTreeRestore(
+                item={"params": abstract_params},
+                restore_args=jax.tree.map(
+                    lambda a: ocp.ArrayRestoreArgs(sharding=a.sharding),
+                    {"params": abstract_params}),
+                partial_restore=True)))
+    except Exception as e:  # noqa: BLE001
+        raise CheckpointError(f"cannot read params from {directory!r} step {step}: {e}") from e
+    return restored["state"]["params"]

@@ -1,0 +1,293 @@
+"""Configs: loading `file.py:arg`, command-line overrides, validation, units.
+
+A config file defines `get_config(arg: str | None) -> ConfigDict`, usually by
+starting from `base_config()` and changing what its experiment needs. The
+returned dict is locked: an override of a key that does not exist, or of the
+wrong type, is an error that names the key and what would have been valid.
+
+Arguments after the colon are parsed by `parse_arg`, whose keyword defaults
+give both the valid keys and their types (big_vision's convention):
+
+    configs/vit.py:B/16              -> variant='B/16'
+    configs/vit.py:variant=S/16,runlocal
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib.util
+import math
+import os
+from typing import Any, Sequence
+
+import ml_collections
+from ml_collections import ConfigDict
+
+
+class ConfigError(ValueError):
+    """A config that cannot run. Raised before any compute."""
+
+
+# ---------------------------------------------------------------------------
+# The base config: every field the trainer reads, with its default.
+# ---------------------------------------------------------------------------
+
+def base_config() -> ConfigDict:
+    c = ConfigDict()
+    c.seed = 0
+
+    c.data = ConfigDict(dict(
+        name="shapes", data_dir=ml_collections.FieldReference(None, field_type=str),
+        train_split="train", eval_split="test", num_train_examples=-1,
+        image_size=32, image_key="image", label_key="label", worker_count=0,
+        shapes=dict(resolution=32, max_objects=3, train_size=50_000, test_size=10_000,
+                    seed=0, group_skew=0.0),
+        augment=dict(crop_padding=0, random_resized_crop=False, flip=False,
+                     color_jitter=0.0, randaugment_layers=0, randaugment_magnitude=9,
+                     mixup_alpha=0.0, cutmix_alpha=0.0),
+    ))
+    # Model keys depend on the family; `build_model` validates them.
+    c.model = ConfigDict(dict(name="mlp"))
+
+    # Budget: exactly one of these three is positive. Scaling studies speak
+    # in examples; everything is turned into steps by `total_steps`.
+    c.total_steps = -1
+    c.total_epochs = -1.0
+    c.total_examples = -1
+    c.batch_size = 128  # global, over all processes and devices
+    c.grad_accum_steps = 1
+
+    c.optimizer = ConfigDict(dict(
+        name="adamw", learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, momentum=0.9,
+        weight_decay=1e-4, decay_norms_and_biases=False, grad_clip_norm=1.0))
+    c.schedule = ConfigDict(dict(
+        name="cosine", warmup_steps=0, end_factor=0.0,
+        boundaries=(0.5, 0.75), step_factor=0.1))
+    c.label_smoothing = 0.0
+
+    # Mixed precision: parameters and computation dtypes separately.
+    # 'auto' computes in bfloat16 on GPU/TPU and float32 on CPU.
+    c.param_dtype = "float32"
+    c.compute_dtype = "auto"
+
+    # Sharding is data: mesh sizes and the logical-to-mesh rules.
+    c.mesh = ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    c.logical_rules = ml_collections.FieldReference(None, field_type=tuple)
+
+    c.log_every_steps = 50
+    c.eval_every_steps = 0  # 0: only at the end
+    c.checkpoint = ConfigDict(dict(every_steps=500, max_to_keep=3, keep_period=0,
+                                   async_save=True))
+    # Resume order: workdir checkpoint, else resume_from, else init_from, else scratch.
+    c.resume_from = ""
+    c.init_from = ""
+    c.stop_on_nan = True
+    c.progress_bar = True
+    c.transfer_guard = "disallow"
+    return c
+
+
+def shrink_for_local(c: ConfigDict) -> ConfigDict:
+    """The `runlocal` switch: a few steps on a small `shapes` set, on any laptop."""
+    c.data.name = "shapes"
+    c.data.image_size = c.data.shapes.resolution
+    c.data.shapes.train_size, c.data.shapes.test_size = 1024, 256
+    c.total_steps, c.total_epochs, c.total_examples = 20, -1.0, -1
+    c.batch_size = 64
+    c.log_every_steps = 5
+    c.eval_every_steps = 10
+    c.checkpoint.every_steps = 10
+    return c
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> ConfigDict:
+    """Parses 'a=1,b=x,flag' with types taken from `defaults`.
+
+    A bare first item fills the first non-bool key (so 'B/16' means
+    variant='B/16'); other bare items switch boolean keys on.
+    """
+    out = dict(defaults)
+    if not arg:
+        return ConfigDict(out)
+    first_key = next((k for k, v in defaults.items() if not isinstance(v, bool)), None)
+    for i, item in enumerate(a for a in arg.split(",") if a):
+        if "=" in item:
+            key, value = item.split("=", 1)
+        elif isinstance(defaults.get(item), bool):
+            key, value = item, "True"
+        elif i == 0 and first_key is not None:
+            key, value = first_key, item
+        else:
+            raise ConfigError(
+                f"config argument {item!r} is not one of the switches "
+                f"{[k for k, v in defaults.items() if isinstance(v, bool)]}; "
+                f"use key=value with keys {sorted(defaults)}")
+        if key not in defaults:
+            raise ConfigError(f"unknown config argument {key!r}; valid: {sorted(defaults)}")
+        out[key] = _parse_value(value, defaults[key], f"config argument {key!r}")
+    return ConfigDict(out)
+
+
+def load_config(spec: str) -> ConfigDict:
+    """Loads 'path/to/file.py[:arg]' and returns its locked ConfigDict."""
+    path, _, arg = spec.partition(":")
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path!r} does not exist")
+    module_spec = importlib.util.spec_from_file_location(
+        f"vision_jax_config_{abs(hash(os.path.abspath(path)))}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"config file {path!r} defines no get_config(arg)")
+    config = module.get_config(arg or None)
+    config.lock()
+    return config
+
+
+def _parse_value(text: str, current: Any, where: str) -> Any:
+    """Parses `text` into the type of `current`."""
+    if isinstance(current, bool):
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise ConfigError(f"{where} expects a bool (true/false), got {text!r}")
+    if isinstance(current, str):
+        return text
+    if isinstance(current, (int, float)) and not isinstance(current, bool):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise ConfigError(f"{where} expects {type(current).__name__}, got {text!r}") from None
+        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not type(current):
+            raise ConfigError(f"{where} expects {type(current).__name__}, got {text!r}")
+        return value
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text
+    if current is not None and isinstance(current, (tuple, list)):
+        if not isinstance(value, (tuple, list)):
+            raise ConfigError(f"{where} expects a tuple, got {text!r}")
+        return tuple(value)
+    return value
+
+
+def apply_overrides(config: ConfigDict, overrides: Sequence[str]) -> ConfigDict:
+    """Applies 'a.b.c=value' strings (from `--config.a.b.c=value` flags)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form --config.key=value")
+        dotted, text = item.split("=", 1)
+        parts = dotted.split(".")
+        node = config
+        for depth, part in enumerate(parts):
+            here = ".".join(["config"] + parts[:depth + 1])
+            if not isinstance(node, ConfigDict) or part not in node:
+                valid = sorted(node.keys()) if isinstance(node, ConfigDict) else []
+                raise ConfigError(f"unknown config key {here!r}; valid keys here: {valid}")
+            if depth < len(parts) - 1:
+                node = node[part]
+        key = parts[-1]
+        current = node[key]
+        if isinstance(current, ConfigDict):
+            raise ConfigError(f"{'config.' + dotted!r} is a section; set one of its keys: "
+                              f"{sorted(current.keys())}")
+        field = node.get_ref(key) if hasattr(node, "get_ref") else None
+        field_type = getattr(field, "_field_type", None) if field is not None else None
+        if current is None and field_type is str:
+            value = None if text.lower() == "none" else text
+        else:
+            value = _parse_value(text, current, f"config.{dotted}")
+        try:
+            node[key] = value
+        except TypeError as e:
+            raise ConfigError(f"config.{dotted}: {e}") from None
+        if dotted in BUDGET_KEYS and value > 0:
+            # The budget keys are exclusive: `--config.total_steps=100` on a
+            # config that counts epochs means "100 steps instead".
+            for other in BUDGET_KEYS:
+                if other != dotted:
+                    config[other] = type(config[other])(-1)
+    return config
+
+
+# ---------------------------------------------------------------------------
+# Validation and units
+# ---------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    total_steps: int
+    steps_per_epoch: float
+
+
+BUDGET_KEYS = ("total_steps", "total_epochs", "total_examples")
+
+
+def total_steps(config: ConfigDict, num_train_examples: int) -> Budget:
+    """Turns whichever of steps / epochs / examples the config used into steps."""
+    given = {k: config[k] for k in BUDGET_KEYS if config[k] > 0}
+    if len(given) != 1:
+        raise ConfigError(
+            "set exactly one of config.total_steps, config.total_epochs, "
+            f"config.total_examples to a positive value; got {given or 'none'}")
+    steps_per_epoch = num_train_examples / config.batch_size
+    if "total_steps" in given:
+        steps = config.total_steps
+    elif "total_epochs" in given:
+        steps = math.ceil(config.total_epochs * steps_per_epoch)
+    else:
+        steps = math.ceil(config.total_examples / config.batch_size)
+    return Budget(int(max(steps, 1)), steps_per_epoch)
+
+
+_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lamb")
+_SCHEDULES = ("constant", "step", "cosine", "linear")
+_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def validate(config: ConfigDict, *, num_devices: int, process_count: int = 1) -> None:
+    """Stops impossible configs before any compute, naming the key."""
+    from vision_jax import sharding  # local: keeps `vision-jax datasets` light
+
+    def choice(key: str, value: Any, valid: Sequence[Any]) -> None:
+        if value not in valid:
+            raise ConfigError(f"config.{key}={value!r} is not valid; choose one of {list(valid)}")
+
+    choice("optimizer.name", config.optimizer.name, _OPTIMIZERS)
+    choice("schedule.name", config.schedule.name, _SCHEDULES)
+    choice("param_dtype", config.param_dtype, _DTYPES)
+    choice("compute_dtype", config.compute_dtype, _DTYPES + ("auto",))
+    if config.batch_size <= 0:
+        raise ConfigError(f"config.batch_size={config.batch_size} must be positive")
+    if config.grad_accum_steps <= 0:
+        raise ConfigError(f"config.grad_accum_steps={config.grad_accum_steps} must be positive")
+    try:
+        sizes = sharding.resolve_mesh_shape(dict(config.mesh), num_devices)
+        rules = sharding.rules_from_config(config.logical_rules)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    batch_axes = dict(rules).get("batch")
+    names = batch_axes if isinstance(batch_axes, tuple) else (batch_axes,)
+    dp = math.prod(sizes[a] for a in names if a is not None)
+    micro = config.batch_size // config.grad_accum_steps
+    if config.batch_size % config.grad_accum_steps:
+        raise ConfigError(
+            f"config.batch_size={config.batch_size} is not divisible by "
+            f"config.grad_accum_steps={config.grad_accum_steps}")
+    if micro % dp:
+        raise ConfigError(
+            f"config.batch_size={config.batch_size} (micro-batch {micro}) is not divisible by "
+            f"the data-parallel size {dp} (mesh {sizes}, batch sharded over {list(names)}); "
+            f"use a multiple of {dp}")
+    if config.batch_size % process_count:
+        raise ConfigError(
+            f"config.batch_size={config.batch_size} is not divisible by the "
+            f"{process_count} processes")
+    if config.checkpoint.every_steps <= 0:
+        raise ConfigError("config.checkpoint.every_steps must be positive")
