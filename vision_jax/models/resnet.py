@@ -1,0 +1,171 @@
+"""ResNets (He et al. 2016, "Deep Residual Learning for Image Recognition").
+
+The layout is torchvision's "v1.5": in bottleneck blocks the stride sits on the
+3x3 convolution rather than the first 1x1, and a shortcut that changes shape is
+a strided 1x1 convolution followed by batch norm. Padding is explicit and
+symmetric (as in torchvision) rather than XLA's 'SAME', so feature-map sizes
+and parameter counts match the published models exactly.
+
+Batch norm keeps running statistics in the 'batch_stats' collection. Under
+`jax.jit` over a batch sharded across devices the batch mean and variance are
+computed over the global batch by the compiler, so no `axis_name` is needed.
+Flax's BatchNorm creates its running statistics without an initializer hook,
+so those leaves are plain arrays (replicated by `sharding.logical_to_sharding`);
+its scale and bias carry the logical name 'norm'.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vision_jax.models.layers import boxed, check_choice, check_positive
+
+# depth -> (blocks per stage, bottleneck?). He et al. 2016, Table 1.
+DEPTHS: dict[int, tuple[tuple[int, int, int, int], bool]] = {
+    18: ((2, 2, 2, 2), False),
+    34: ((3, 4, 6, 3), False),
+    50: ((3, 4, 6, 3), True),
+    101: ((3, 4, 23, 3), True),
+    152: ((3, 8, 36, 3), True),
+}
+STEMS = ("imagenet", "cifar")
+
+# Kaiming-normal on fan-out, as torchvision initialises ResNet convolutions.
+_CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+_CONV_NAMES = (None, None, "conv_in", "conv_out")
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions (ResNet-18/34)."""
+
+    filters: int
+    strides: int
+    conv: Callable[..., nn.Module]
+    norm: Callable[..., nn.Module]
+    zero_init_residual: bool
+
+    expansion = 1
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        residual = x
+        y = self.conv(self.filters, (3, 3), self.strides, padding=1, name="conv1")(x)
+        y = nn.relu(self.norm(name="bn1")(y))
+        y = self.conv(self.filters, (3, 3), 1, padding=1, name="conv2")(y)
+        y = self.norm(name="bn2", scale_init=_last_scale_init(self.zero_init_residual))(y)
+        return nn.relu(_shortcut(self, residual, y.shape[-1]) + y)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce -> 3x3 (strided, v1.5) -> 1x1 expand by 4 (ResNet-50/101/152)."""
+
+    filters: int
+    strides: int
+    conv: Callable[..., nn.Module]
+    norm: Callable[..., nn.Module]
+    zero_init_residual: bool
+
+    expansion = 4
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        residual = x
+        y = self.conv(self.filters, (1, 1), 1, padding=0, name="conv1")(x)
+        y = nn.relu(self.norm(name="bn1")(y))
+        y = self.conv(self.filters, (3, 3), self.strides, padding=1, name="conv2")(y)
+        y = nn.relu(self.norm(name="bn2")(y))
+        y = self.conv(self.filters * self.expansion, (1, 1), 1, padding=0, name="conv3")(y)
+        y = self.norm(name="bn3", scale_init=_last_scale_init(self.zero_init_residual))(y)
+        return nn.relu(_shortcut(self, residual, y.shape[-1]) + y)
+
+
+def _last_scale_init(zero: bool):
+    # Zero-initialising the last BN scale makes every block start as the
+    # identity, which trains large-batch ResNets more stably (Goyal et al.
+    # 2017, "Accurate, Large Minibatch SGD", Sec. 5.1).
+    return boxed(nn.initializers.zeros if zero else nn.initializers.ones, "norm")
+
+
+def _shortcut(block, x: jax.Array, features: int) -> jax.Array:
+    """Identity, or strided 1x1 conv + BN when the block changes the shape."""
+    if block.strides == 1 and x.shape[-1] == features:
+        return x
+    x = block.conv(features, (1, 1), block.strides, padding=0, name="proj_conv")(x)
+    return block.norm(name="proj_bn")(x)
+
+
+class ResNet(nn.Module):
+    """ResNet-{18,34,50,101,152} classifier.
+
+    Attributes:
+      depth: one of DEPTHS.
+      width: channels of the stem and first stage; stage i has width * 2**i
+        (times 4 at the output of bottleneck blocks).
+      stem: 'imagenet' (7x7/2 conv + 3x3/2 max-pool, for ~224px inputs) or
+        'cifar' (3x3/1 conv, no pooling, for 32px inputs).
+      zero_init_residual: start each block's last BN scale at zero.
+      bn_momentum: running-average decay (torchvision's momentum=0.1 is 0.9 here).
+    """
+
+    num_classes: int
+    depth: int = 50
+    width: int = 64
+    stem: str = "imagenet"
+    zero_init_residual: bool = True
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    def __post_init__(self):
+        owner = type(self).__name__
+        check_positive(owner, "num_classes", self.num_classes)
+        check_choice(owner, "depth", self.depth, DEPTHS)
+        check_positive(owner, "width", self.width)
+        check_choice(owner, "stem", self.stem, STEMS)
+        if not 0.0 <= self.bn_momentum < 1.0:
+            raise ValueError(f"{owner}: bn_momentum={self.bn_momentum!r} must lie in [0, 1)")
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, images: jax.Array, *, train: bool) -> jax.Array:
+        conv = functools.partial(
+            nn.Conv, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
+            kernel_init=boxed(_CONV_INIT, *_CONV_NAMES))
+        norm = functools.partial(
+            nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
+            epsilon=self.bn_epsilon, dtype=self.dtype, param_dtype=self.param_dtype,
+            scale_init=boxed(nn.initializers.ones, "norm"),
+            bias_init=boxed(nn.initializers.zeros, "norm"))
+        stages, bottleneck = DEPTHS[self.depth]
+        block_cls = Bottleneck if bottleneck else BasicBlock
+
+        x = images.astype(self.dtype)
+        if self.stem == "imagenet":
+            x = conv(self.width, (7, 7), 2, padding=3, name="stem_conv")(x)
+            x = nn.relu(norm(name="stem_bn")(x))
+            x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        else:
+            x = conv(self.width, (3, 3), 1, padding=1, name="stem_conv")(x)
+            x = nn.relu(norm(name="stem_bn")(x))
+
+        for i, num_blocks in enumerate(stages):
+            for j in range(num_blocks):
+                x = block_cls(
+                    filters=self.width * 2**i,
+                    strides=2 if i > 0 and j == 0 else 1,
+                    conv=conv, norm=norm, zero_init_residual=self.zero_init_residual,
+                    name=f"stage{i + 1}_block{j + 1}")(x)
+
+        x = jnp.mean(x, axis=(1, 2))
+        logits = nn.Dense(
+            self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
+            kernel_init=boxed(nn.initializers.lecun_normal(), "embed", "classes"),
+            bias_init=boxed(nn.initializers.zeros, "classes"),
+            name="head")(x)
+        return logits.astype(jnp.float32)
