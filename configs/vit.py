@@ -19,7 +19,13 @@ the README. On `shapes` (32x32, patch 4):
 RESULT_PENDING
 """
 
+import ml_collections
+
 from vision_jax.config import base_config, parse_arg, shrink_for_local
+
+
+def _optional(kind):
+    return ml_collections.FieldReference(None, field_type=kind)
 
 
 def get_config(arg=None):
@@ -28,7 +34,10 @@ def get_config(arg=None):
     c = base_config()
     c.data.name = a.dataset
     c.model = dict(name="vit", variant=a.variant, pool=a.pool, posemb=a.posemb, scan=a.scan,
-                   remat_policy="none", attention_impl=None, dropout=0.0)
+                   remat_policy="none", attention_impl=_optional(str), dropout=0.0,
+                   # Overrides of the variant's table row, for sweeps (None: the table's).
+                   width=_optional(int), depth=_optional(int), mlp_dim=_optional(int),
+                   num_heads=_optional(int))
     c.optimizer.name = "adamw"
     c.optimizer.learning_rate = 1e-3
     c.optimizer.weight_decay = 1e-4

@@ -1,0 +1,98 @@
+"""Plots of scaling fits (matplotlib, Agg backend), each saved as PNG and SVG.
+
+  plot_law         loss vs one x (N, D or C) on log-log axes with the fitted law
+  plot_chinchilla  loss vs N, D and C; isoFLOP curves; the compute-optimal frontier
+
+Every function returns the paths it wrote.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, stem: str) -> list[str]:
+    os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
+    paths = [f"{stem}.png", f"{stem}.svg"]
+    for p in paths:
+        fig.savefig(p, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _label(fit) -> str:
+    p, ci = fit.params, fit.ci
+    exps = [k for k in ("alpha", "beta", "b") if k in p]
+    parts = []
+    for k in exps:
+        s = f"{k}={p[k]:.3f}"
+        if k in ci:
+            s += f" [{ci[k][0]:.3f}, {ci[k][1]:.3f}]"
+        parts.append(s)
+    return f"{fit.form}: " + ", ".join(parts) + f", R²={fit.r2:.3f}"
+
+
+def plot_law(x, y, fit, *, xlabel: str, ylabel: str, stem: str) -> list[str]:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    grid = np.geomspace(x.min() / 2, x.max() * 4, 200)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.scatter(x, y, s=18, color="k", zorder=3, label="runs")
+    ax.plot(grid, fit.predict(grid), color="C0", label=_label(fit))
+    if "E" in fit.params:
+        ax.axhline(fit.params["E"], color="C0", ls=":", lw=1, label=f"E={fit.params['E']:.3g}")
+    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel)
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, stem)
+
+
+def plot_chinchilla(n, d, c, y, fit, frontier: Mapping[str, Any], out: str) -> list[str]:
+    """Loss vs N/D/C, isoFLOP curves of the fit with the runs, and N_opt(C), D_opt(C)."""
+    n, d, c, y = (np.asarray(v, float) for v in (n, d, c, y))
+    written = []
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
+    pred = fit.predict(n, d)
+    for ax, x, name in zip(axes, (n, d, c), ("parameters N", "examples D", "compute C (FLOPs)")):
+        sc = ax.scatter(x, y, c=np.log10(c), s=18, cmap="viridis", zorder=3)
+        ax.scatter(x, pred, marker="x", s=14, color="C3", label="fit at each run")
+        ax.set(xscale="log", yscale="log", xlabel=name)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[2].plot(frontier["compute"], frontier["loss"], color="C1", label="compute-optimal")
+    axes[0].set_ylabel("loss")
+    axes[0].set_title(_label(fit), fontsize=8, loc="left")
+    axes[2].legend(fontsize=7)
+    fig.colorbar(sc, ax=axes, label="log10 C")
+    written += _save(fig, os.path.join(out, "loss_vs_N_D_C"))
+
+    # isoFLOP: at fixed C = 6ND, loss along N (Hoffmann et al. approach 2's view of the fit)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    budgets = np.geomspace(c.min(), c.max(), 5)
+    for i, budget in enumerate(budgets):
+        ns = np.geomspace(n.min() / 10, n.max() * 10, 200)
+        ax.plot(ns, fit.predict(ns, budget / (6 * ns)), color=f"C{i}", label=f"C={budget:.2g}")
+        opt = np.interp(np.log(budget), np.log(frontier["compute"]), np.log(frontier["params"]))
+        ax.axvline(np.exp(opt), color=f"C{i}", ls=":", lw=0.8)
+    ax.scatter(n, y, c="k", s=10, zorder=3, label="runs")
+    ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="loss", title="isoFLOP curves")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    written += _save(fig, os.path.join(out, "isoflops"))
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot(frontier["compute"], frontier["params"], label=f"N_opt ∝ C^{frontier['a']:.3f}")
+    ax.plot(frontier["compute"], frontier["examples"], label=f"D_opt ∝ C^{frontier['b']:.3f}")
+    ax.scatter(c, n, s=10, color="C0", alpha=0.5)
+    ax.scatter(c, d, s=10, color="C1", alpha=0.5)
+    ax.set(xscale="log", yscale="log", xlabel="compute C = 6ND (FLOPs)",
+           ylabel="N or D", title="compute-optimal frontier")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    written += _save(fig, os.path.join(out, "frontier"))
+    return written
