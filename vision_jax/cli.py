@@ -30,6 +30,13 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _quiet_absl() -> None:
+    """TFDS logs through absl at WARNING for routine events (custom builder
+    configs, the PIL image decoder); keep the terminal for what matters."""
+    from absl import logging as absl_logging
+    absl_logging.set_verbosity(absl_logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -40,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vision-jax: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module, function, _ = SUBCOMMANDS[name]
+    _quiet_absl()
     return int(getattr(importlib.import_module(module), function)(rest) or 0)
 
 

@@ -1,0 +1,82 @@
+"""`vision-jax datasets list|prepare`: inspect and generate the built-in datasets.
+
+    vision-jax datasets list [--data-dir D]
+    vision-jax datasets prepare shapes [--data-dir D] [--train-size N] [--test-size N]
+        [--resolution R] [--max-objects K] [--seed S] [--group-skew G]
+    vision-jax datasets prepare digits [--data-dir D]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+from vision_jax.data import pipeline, shapes
+
+_DESCRIPTIONS = {
+    "shapes": "procedural scenes of coloured shapes; label = shape of the largest object "
+              "(8 classes; boxes, masks, counts, captions, background groups)",
+    "digits": "scikit-learn's 1,797 handwritten 8x8 digits (10 classes; 1,500 train / 297 test)",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vision-jax datasets", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="built-in datasets and what data_dir holds")
+    listing.add_argument("--data-dir", default=pipeline.DEFAULT_DATA_DIR)
+    prepare = commands.add_parser("prepare", help="generate a built-in dataset")
+    prepare.add_argument("name", choices=pipeline.BUILTIN)
+    prepare.add_argument("--data-dir", default=pipeline.DEFAULT_DATA_DIR)
+    group = prepare.add_argument_group("shapes parameters (defaults: the default config)")
+    for field in dataclasses.fields(shapes.ShapesParams):
+        group.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default),
+                           default=None, help=f"default {field.default}")
+    return parser
+
+
+def _prepared_variants(data_dir: str, name: str) -> list[str]:
+    """Config names of `name` found under data_dir (for shapes: one per setting)."""
+    root = os.path.join(data_dir, name)
+    if not os.path.isdir(root):
+        return []
+    if name == "digits":
+        return ["(default)"] if any(os.scandir(root)) else []
+    return sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+
+
+def _list(args) -> int:
+    print(f"data_dir: {args.data_dir}")
+    for name in pipeline.BUILTIN:
+        variants = _prepared_variants(args.data_dir, name)
+        print(f"  {name:<7} {_DESCRIPTIONS[name]}")
+        print(f"          prepared: {', '.join(variants) if variants else 'no'}")
+    print("Other TFDS datasets work by name once prepared in array_record format in data_dir.")
+    return 0
+
+
+def _prepare(args) -> int:
+    params = {f.name: getattr(args, f.name) for f in dataclasses.fields(shapes.ShapesParams)
+              if getattr(args, f.name) is not None}
+    if params and args.name != "shapes":
+        print(f"vision-jax datasets: {sorted(params)} only apply to shapes, not {args.name!r}",
+              file=sys.stderr)
+        return 2
+    data_cfg = {"name": args.name, "data_dir": args.data_dir, "shapes": params}
+    try:
+        pipeline.prepare(data_cfg)
+    except ValueError as e:  # bad parameters
+        print(f"vision-jax datasets: {e}", file=sys.stderr)
+        return 2
+    info = pipeline.dataset_info(data_cfg)
+    print(f"{info.name} ready in {args.data_dir}: {info.split_sizes}, "
+          f"{info.num_classes} classes")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    return _list(args) if args.command == "list" else _prepare(args)

@@ -1,0 +1,361 @@
+"""From `config.data` to per-process batches: TFDS array_record sources read
+through Grain.
+
+Every dataset, built-in or not, is a TFDS dataset prepared in array_record
+format and read with random access (`builder.as_data_source`, what
+`tfds.data_source` returns), so no TensorFlow is needed at any point.
+
+The training stream is defined globally and then split, so that what a
+process sees depends only on the seed and the global batch, never on how
+many processes share the work:
+
+  element j of the stream = example perm_e(j mod N) of epoch e = j // N,
+      with perm_e a Grain index shuffle seeded by (seed + e);
+      augmented with a generator seeded by (seed, j);
+  global batch b = elements [b * G, (b + 1) * G);
+  process p reads the p-th contiguous slice of L = G / P elements of it.
+
+Concatenating the local batches of all processes in process order gives the
+global batch of a single-process run with the same seed. Grain's `MapDataset`
+is lazy and indexable, so each process only decodes its own slice, and an
+iterator's state is the index of its next batch: resumption is exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shlex
+from typing import Any, Mapping
+
+import grain
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import flags
+
+from vision_jax.data import augment, digits, shapes
+
+DEFAULT_DATA_DIR = os.environ.get("VISION_JAX_DATA_DIR") or os.path.expanduser(
+    "~/.cache/vision_jax/tensorflow_datasets")
+BUILTIN = ("shapes", "digits")
+
+# Defaults of the `config.data` fields; `augment` and `shapes` are sections.
+DEFAULTS: dict[str, Any] = {
+    "name": "shapes",
+    "data_dir": None,
+    "train_split": "train",
+    "eval_split": "test",
+    "num_train_examples": -1,
+    "image_size": 32,
+    "image_key": "image",
+    "label_key": "label",
+    "worker_count": 0,
+    "shapes": {},
+    "augment": {},
+}
+_ARRAY_RECORD = "array_record"
+
+
+class DatasetNotFoundError(ValueError):
+    """A dataset is not prepared (in array_record format) under data_dir."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a model and a trainer need to know about a dataset.
+
+    image_shape is (H, W, C) after the pipeline's resize; split_sizes holds
+    the number of examples per split, the train split counted after the
+    `num_train_examples` prefix.
+    """
+
+    name: str
+    num_classes: int
+    image_shape: tuple[int, int, int]
+    split_sizes: dict[str, int]
+    class_names: tuple[str, ...] | None = None
+
+
+# ---------------------------------------------------------------------------
+# Config.
+
+
+def _get(data_cfg: Mapping, key: str):
+    value = data_cfg.get(key, None) if data_cfg is not None else None
+    return DEFAULTS[key] if value is None else value
+
+
+def _data_dir(data_cfg: Mapping) -> str:
+    return os.path.expanduser(_get(data_cfg, "data_dir") or DEFAULT_DATA_DIR)
+
+
+def _shapes_params(data_cfg: Mapping) -> shapes.ShapesParams:
+    return shapes.ShapesParams.from_mapping(_get(data_cfg, "shapes"))
+
+
+def _augment_config(data_cfg: Mapping) -> augment.AugmentConfig:
+    return augment.AugmentConfig.from_mapping(_get(data_cfg, "augment"))
+
+
+def _local_batch_size(global_batch_size: int, process_index: int, process_count: int) -> int:
+    if process_count < 1 or not 0 <= process_index < process_count:
+        raise ValueError(f"process_index={process_index} must be in [0, process_count="
+                         f"{process_count})")
+    if global_batch_size < 1 or global_batch_size % process_count:
+        raise ValueError(f"global_batch_size={global_batch_size} must be a positive multiple "
+                         f"of process_count={process_count}")
+    return global_batch_size // process_count
+
+
+# ---------------------------------------------------------------------------
+# Builders and sources.
+
+
+def prepare_command(data_cfg: Mapping) -> str:
+    """The shell command that prepares the configured dataset."""
+    name, data_dir = _get(data_cfg, "name"), _data_dir(data_cfg)
+    if name not in BUILTIN:
+        return (f"tfds build {shlex.quote(name)} --data_dir={shlex.quote(data_dir)} "
+                f"--file_format={_ARRAY_RECORD}")
+    args = ["vision-jax", "datasets", "prepare", name, "--data-dir", data_dir]
+    if name == "shapes":
+        for field in dataclasses.fields(shapes.ShapesParams):
+            value = getattr(_shapes_params(data_cfg), field.name)
+            args += [f"--{field.name.replace('_', '-')}", str(value)]
+    return shlex.join(args)
+
+
+def _not_found(data_cfg: Mapping, detail: str = "") -> DatasetNotFoundError:
+    name, data_dir = _get(data_cfg, "name"), _data_dir(data_cfg)
+    return DatasetNotFoundError(
+        f"dataset {name!r} is not prepared in data_dir {data_dir!r}{detail}; "
+        f"prepare it with: {prepare_command(data_cfg)}")
+
+
+def _builtin_builder(data_cfg: Mapping) -> tfds.core.DatasetBuilder:
+    name, data_dir = _get(data_cfg, "name"), _data_dir(data_cfg)
+    if name == "shapes":
+        return shapes.make_builder(_shapes_params(data_cfg), data_dir=data_dir,
+                                   file_format=_ARRAY_RECORD)
+    return digits.Digits(data_dir=data_dir, file_format=_ARRAY_RECORD)
+
+
+def _builder(data_cfg: Mapping) -> tfds.core.DatasetBuilder:
+    """The prepared builder of the configured dataset, or DatasetNotFoundError."""
+    name = _get(data_cfg, "name")
+    if name in BUILTIN:
+        builder = _builtin_builder(data_cfg)
+    else:
+        try:
+            builder = tfds.builder(name, data_dir=_data_dir(data_cfg))
+        except tfds.core.registered.DatasetNotFoundError as e:
+            raise _not_found(data_cfg) from e
+    if not builder.is_prepared():
+        raise _not_found(data_cfg)
+    if builder.info.file_format.value != _ARRAY_RECORD:
+        raise _not_found(data_cfg, f" in {_ARRAY_RECORD} format (found "
+                                   f"{builder.info.file_format.value}; "
+                                   f"`tfds convert_format` converts it)")
+    return builder
+
+
+def _split_size(builder, split: str) -> int:
+    if split not in builder.info.splits:
+        raise ValueError(f"split {split!r} is not in dataset {builder.info.name!r}; "
+                         f"valid splits: {sorted(builder.info.splits)}")
+    return builder.info.splits[split].num_examples
+
+
+def _num_examples(data_cfg: Mapping, builder, split: str) -> int:
+    """Size of a split, the train split cut to its `num_train_examples` prefix."""
+    available = _split_size(builder, split)
+    wanted = int(_get(data_cfg, "num_train_examples"))
+    if split != _get(data_cfg, "train_split") or wanted <= 0:
+        return available
+    if wanted > available:
+        raise ValueError(f"data.num_train_examples={wanted} exceeds the {available} examples "
+                         f"of split {split!r} of {builder.info.name!r}")
+    return wanted
+
+
+def _open(data_cfg: Mapping, split: str) -> tuple[DatasetInfo, Any, int]:
+    """The dataset's info, a random-access source of the split, and how many
+    of the split's examples to use."""
+    builder = _builder(data_cfg)
+    size = _num_examples(data_cfg, builder, split)
+    return _dataset_info(data_cfg, builder), builder.as_data_source(split=split), size
+
+
+def prepare(data_cfg: Mapping) -> None:
+    """Generates a built-in dataset unless already there (a fast no-op then).
+
+    Other datasets cannot be generated here (they need downloads); for them
+    this only checks that they are prepared, raising DatasetNotFoundError
+    with the command to run otherwise.
+    """
+    if _get(data_cfg, "name") in BUILTIN:
+        builder = _builtin_builder(data_cfg)
+        if not builder.is_prepared():
+            builder.download_and_prepare(file_format=_ARRAY_RECORD)
+    _builder(data_cfg)
+
+
+def dataset_info(data_cfg: Mapping) -> DatasetInfo:
+    return _dataset_info(data_cfg, _builder(data_cfg))
+
+
+def _dataset_info(data_cfg: Mapping, builder: tfds.core.DatasetBuilder) -> DatasetInfo:
+    label_key, image_key = _get(data_cfg, "label_key"), _get(data_cfg, "image_key")
+    for key in (label_key, image_key):
+        if key not in builder.info.features:
+            raise ValueError(f"data key {key!r} is not a feature of {builder.info.name!r}; "
+                             f"features: {sorted(builder.info.features)}")
+    label = builder.info.features[label_key]
+    image_shape = builder.info.features[image_key].shape
+    channels = image_shape[-1] if len(image_shape) == 3 and image_shape[-1] else 3
+    size = int(_get(data_cfg, "image_size"))
+    return DatasetInfo(
+        name=builder.info.full_name,
+        num_classes=int(label.num_classes),
+        image_shape=(size, size, int(channels)),
+        split_sizes={s: _num_examples(data_cfg, builder, s) for s in builder.info.splits},
+        class_names=tuple(label.names) if getattr(label, "names", None) else None,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Per-example transforms. Classes rather than closures so that Grain can
+# pickle them into worker processes.
+
+
+@dataclasses.dataclass(frozen=True)
+class _Keys:
+    image: str
+    label: str
+
+    def read(self, features: Mapping) -> tuple[np.ndarray, np.int32]:
+        image = np.asarray(features[self.image])
+        if image.ndim == 2:
+            image = image[..., None]
+        return image, np.int32(features[self.label])
+
+
+@dataclasses.dataclass(frozen=True)
+class _TrainExample(grain.transforms.RandomMap):
+    keys: _Keys
+    image_size: int
+    cfg: augment.AugmentConfig
+
+    def random_map(self, features, rng: np.random.Generator):
+        image, label = self.keys.read(features)
+        return {"image": augment.augment_image(image, self.image_size, self.cfg, rng),
+                "label": label}
+
+
+@dataclasses.dataclass(frozen=True)
+class _EvalExample(grain.transforms.Map):
+    """Position -> example with mask 1, or a zero example with mask 0 past the end."""
+
+    source: Any
+    size: int
+    keys: _Keys
+    image_shape: tuple[int, int, int]
+
+    def map(self, position: int):
+        if position >= self.size:
+            return {"image": np.zeros(self.image_shape, np.float32),
+                    "label": np.int32(0), "mask": np.float32(0)}
+        image, label = self.keys.read(self.source[position])
+        image = augment.normalize(augment.resize(image, self.image_shape[0]))
+        return {"image": image, "label": label, "mask": np.float32(1)}
+
+
+@dataclasses.dataclass(frozen=True)
+class _MixBatch(grain.transforms.RandomMap):
+    num_classes: int
+    cfg: augment.AugmentConfig
+
+    def random_map(self, batch, rng: np.random.Generator):
+        return augment.mix_batch(batch, self.num_classes, self.cfg, rng)
+
+
+@dataclasses.dataclass(frozen=True)
+class _OneHot(grain.transforms.Map):
+    """Eval batches carry 'soft_label' too when training mixes, so both
+    streams have the same keys."""
+
+    num_classes: int
+
+    def map(self, batch):
+        return {**batch, "soft_label": np.eye(self.num_classes, dtype=np.float32)[batch["label"]]}
+
+
+def _seeds(seed: int) -> tuple[int, int]:
+    """Independent 32-bit seeds for augmentation and mixing, derived from `seed`."""
+    augment_seed, mix_seed = np.random.SeedSequence(seed).generate_state(2)
+    return int(augment_seed), int(mix_seed)
+
+
+def _iterable(ds: grain.MapDataset, data_cfg: Mapping) -> grain.IterDataset:
+    # Elements of `ds` are whole batches: threads prefetch batches in order.
+    it = ds.to_iter_dataset(grain.ReadOptions(num_threads=4, prefetch_buffer_size=4))
+    workers = int(_get(data_cfg, "worker_count"))
+    if workers > 0:
+        # Grain's worker start-up reads absl flags, which raise when unparsed
+        # (that is, outside an absl app): accept their defaults.
+        if not flags.FLAGS.is_parsed():
+            flags.FLAGS.mark_as_parsed()
+        it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
+    return it
+
+
+# ---------------------------------------------------------------------------
+# Public entry points.
+
+
+def make_train_iterator(data_cfg: Mapping, *, global_batch_size: int, seed: int,
+                        process_index: int, process_count: int) -> grain.DatasetIterator:
+    """An endless iterator of this process's training batches.
+
+    Batches are dicts of numpy arrays: 'image' float32 [L, H, W, C] in
+    [-1, 1], 'label' int32 [L] and, when mixup/cutmix is on, 'soft_label'
+    float32 [L, num_classes], with L = global_batch_size // process_count.
+    `get_state()` returns a JSON-serialisable dict; `set_state()` on a fresh
+    iterator continues exactly where the saved one was.
+    """
+    local = _local_batch_size(global_batch_size, process_index, process_count)
+    info, source, size = _open(data_cfg, _get(data_cfg, "train_split"))
+    cfg = _augment_config(data_cfg)
+    augment_seed, mix_seed = _seeds(seed)
+    keys = _Keys(_get(data_cfg, "image_key"), _get(data_cfg, "label_key"))
+
+    ds = grain.MapDataset.source(source)[:size]
+    ds = ds.shuffle(seed=seed).repeat()  # grain reshuffles epoch e with seed + e
+    ds = ds.random_map(_TrainExample(keys, info.image_shape[0], cfg), seed=augment_seed)
+    ds = ds.batch(local, drop_remainder=True)[process_index::process_count]
+    if cfg.mixes:
+        ds = ds.random_map(_MixBatch(info.num_classes, cfg), seed=mix_seed)
+    return iter(_iterable(ds, data_cfg))
+
+
+def make_eval_batches(data_cfg: Mapping, *, split: str, global_batch_size: int,
+                      process_index: int, process_count: int) -> grain.IterDataset:
+    """A finite, re-iterable sequence of this process's eval batches.
+
+    Like training batches plus 'mask' float32 [L]: the split is padded with
+    zero examples (mask 0) to a whole number of global batches, so every batch
+    has L rows and, over all processes, each example appears once with mask 1.
+    Never shuffled or augmented. The train split is cut to its
+    `num_train_examples` prefix, so "train accuracy" means the data trained on.
+    """
+    local = _local_batch_size(global_batch_size, process_index, process_count)
+    info, source, size = _open(data_cfg, split)
+    keys = _Keys(_get(data_cfg, "image_key"), _get(data_cfg, "label_key"))
+    padded = math.ceil(size / global_batch_size) * global_batch_size
+
+    ds = grain.MapDataset.range(padded).map(_EvalExample(source, size, keys, info.image_shape))
+    ds = ds.batch(local)[process_index::process_count]
+    if _augment_config(data_cfg).mixes:
+        ds = ds.map(_OneHot(info.num_classes))
+    return _iterable(ds, data_cfg)
