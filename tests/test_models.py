@@ -290,7 +290,7 @@ def test_bad_configs_raise_naming_the_choices(config, fragments):
 
 
 def test_build_model_takes_config_dicts_and_registers_every_family():
-    assert set(MODELS) == {"linear", "mlp", "resnet", "vit"}
+    assert set(MODELS) == {"linear", "mlp", "cnn", "resnet", "vit"}
     config = ml_collections.ConfigDict({"name": "mlp", "hidden": [8, 4], "activation": "tanh"})
     model = build_model(config, num_classes=3, param_dtype=jnp.bfloat16)
     assert model.hidden == (8, 4)
@@ -343,3 +343,19 @@ def test_count_params_on_every_kind_of_tree():
     abstract = abstract_variables(model, IMAGES.shape)["params"]
     for tree in (concrete, nn.unbox(concrete), abstract, nn.unbox(abstract)):
         assert flops.count_params(tree) == expected
+
+
+def test_cnn_counts_shapes_and_batch_norm():
+    from vision_jax.models import CNN
+    model = build_model({"name": "cnn", "channels": (8, 16)}, num_classes=5)
+    assert isinstance(model, CNN)
+    variables = model.init(jax.random.PRNGKey(0), jnp.zeros((2, 16, 16, 3)), train=False)
+    # conv 3x3x3x8 + 8, conv 3x3x8x16 + 16, head 16x5 + 5
+    assert flops.count_params(variables["params"]) == 27 * 8 + 8 + 72 * 16 + 16 + 16 * 5 + 5
+    assert model.apply(variables, jnp.ones((2, 16, 16, 3)), train=False).shape == (2, 5)
+    bn = build_model({"name": "cnn", "channels": (8,), "norm": "batch"}, num_classes=3)
+    v = bn.init(jax.random.PRNGKey(0), jnp.zeros((2, 8, 8, 3)), train=False)
+    _, updated = bn.apply(v, jnp.ones((2, 8, 8, 3)), train=True, mutable=["batch_stats"])
+    assert "batch_stats" in updated
+    with pytest.raises(ValueError, match="norm"):
+        build_model({"name": "cnn", "norm": "layer"}, num_classes=3)

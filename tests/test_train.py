@@ -141,3 +141,11 @@ def test_missing_dataset_is_a_clear_error(tmp_path):
     c = tiny_config("mlp.py", str(tmp_path), "data.name=cifar10")
     with pytest.raises(data.DatasetNotFoundError, match="cifar10"):
         train.train(c, str(tmp_path / "run"))
+
+
+def test_multiclass_hinge_matches_hand_computation():
+    # CS231n's worked example: scores (3.2, 5.1, -1.7), true class 0:
+    # max(0, 5.1 - 3.2 + 1) + max(0, -1.7 - 3.2 + 1) = 2.9 + 0 = 2.9
+    logits = jax.numpy.array([[3.2, 5.1, -1.7]])
+    loss = train.multiclass_hinge(logits, jax.numpy.array([0]))
+    np.testing.assert_allclose(np.asarray(loss), [2.9], rtol=1e-6)

@@ -41,6 +41,7 @@ def base_config() -> ConfigDict:
         name="shapes", data_dir=ml_collections.FieldReference(None, field_type=str),
         train_split="train", eval_split="test", num_train_examples=-1,
         image_size=32, image_key="image", label_key="label", worker_count=0,
+        label_noise=0.0,  # fraction of training labels replaced by random ones
         shapes=dict(resolution=32, max_objects=3, train_size=50_000, test_size=10_000,
                     seed=0, group_skew=0.0),
         augment=dict(crop_padding=0, random_resized_crop=False, flip=False,
@@ -64,6 +65,7 @@ def base_config() -> ConfigDict:
     c.schedule = ConfigDict(dict(
         name="cosine", warmup_steps=0, end_factor=0.0,
         boundaries=(0.5, 0.75), step_factor=0.1))
+    c.loss = "softmax"  # or "multiclass_hinge" (a linear SVM when the model is linear)
     c.label_smoothing = 0.0
 
     # Mixed precision: parameters and computation dtypes separately.
@@ -261,6 +263,7 @@ def validate(config: ConfigDict, *, num_devices: int, process_count: int = 1) ->
 
     choice("optimizer.name", config.optimizer.name, _OPTIMIZERS)
     choice("schedule.name", config.schedule.name, _SCHEDULES)
+    choice("loss", config.loss, ("softmax", "multiclass_hinge"))
     choice("param_dtype", config.param_dtype, _DTYPES)
     choice("compute_dtype", config.compute_dtype, _DTYPES + ("auto",))
     if config.batch_size <= 0:

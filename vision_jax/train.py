@@ -54,6 +54,9 @@ class TrainState:
 # Pure functions: loss, train step, eval step
 # ---------------------------------------------------------------------------
 
+LOSSES = ("softmax", "multiclass_hinge")
+
+
 def cross_entropy(logits, labels, num_classes: int, label_smoothing: float = 0.0,
                   soft_labels=None):
     """Per-example softmax cross-entropy with optional smoothing or soft targets."""
@@ -64,26 +67,42 @@ def cross_entropy(logits, labels, num_classes: int, label_smoothing: float = 0.0
     return optax.softmax_cross_entropy(logits, soft_labels)
 
 
-def _forward_loss(params, model_state, batch, rng, *, model, num_classes, label_smoothing):
+def multiclass_hinge(logits, labels, margin: float = 1.0):
+    """Per-example multiclass SVM loss (Weston & Watkins 1999, as in CS231n):
+    sum over wrong classes j of max(0, s_j - s_y + margin)."""
+    correct = jnp.take_along_axis(logits, labels[:, None], axis=-1)
+    margins = jnp.maximum(0.0, logits - correct + margin)
+    return margins.sum(-1) - margin  # the j == y term contributes exactly `margin`
+
+
+def example_losses(logits, batch, *, loss: str, num_classes: int, label_smoothing: float = 0.0):
+    if loss == "multiclass_hinge":
+        return multiclass_hinge(logits, batch["label"])
+    return cross_entropy(logits, batch["label"], num_classes, label_smoothing,
+                         batch.get("soft_label"))
+
+
+def _forward_loss(params, model_state, batch, rng, *, model, num_classes, label_smoothing,
+                  loss):
     variables = {"params": params, **model_state}
     logits, new_model_state = model.apply(
         variables, batch["image"], train=True, rngs={"dropout": rng},
         mutable=list(model_state.keys()))
-    losses = cross_entropy(logits, batch["label"], num_classes, label_smoothing,
-                           batch.get("soft_label"))
-    loss = losses.mean()
+    loss = example_losses(logits, batch, loss=loss, num_classes=num_classes,
+                          label_smoothing=label_smoothing).mean()
     correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32).mean()
     return loss, (dict(new_model_state), correct)
 
 
 def train_step(state: TrainState, batch: dict, *, model: nn.Module,
                tx: optax.GradientTransformation, schedule, num_classes: int,
-               label_smoothing: float = 0.0, grad_accum_steps: int = 1):
+               label_smoothing: float = 0.0, grad_accum_steps: int = 1,
+               loss: str = "softmax"):
     """(state, batch) -> (state, metrics). Pure; jitted by the caller."""
     rng = jax.random.fold_in(state.rng, state.step)
     grad_fn = jax.value_and_grad(
         functools.partial(_forward_loss, model=model, num_classes=num_classes,
-                          label_smoothing=label_smoothing), has_aux=True)
+                          label_smoothing=label_smoothing, loss=loss), has_aux=True)
 
     if grad_accum_steps == 1:
         (loss, (model_state, acc)), grads = grad_fn(state.params, state.model_state, batch, rng)
@@ -115,11 +134,13 @@ def train_step(state: TrainState, batch: dict, *, model: nn.Module,
     return new_state, metrics
 
 
-def eval_step(state: TrainState, batch: dict, *, model: nn.Module, num_classes: int):
+def eval_step(state: TrainState, batch: dict, *, model: nn.Module, num_classes: int,
+              loss: str = "softmax"):
     """Sums over the real (mask == 1) examples of one batch."""
     logits = model.apply({"params": state.params, **state.model_state}, batch["image"],
                          train=False)
-    losses = cross_entropy(logits, batch["label"], num_classes)
+    losses = example_losses(logits, {"label": batch["label"]}, loss=loss,
+                            num_classes=num_classes)
     mask = batch["mask"]
     correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
     return {"loss_sum": (losses * mask).sum(), "correct": (correct * mask).sum(),
@@ -192,6 +213,12 @@ def _resume(config, ckpt, abstract, log_fn):
         log_fn(f"resuming from config.resume_from={config.resume_from} step {found[0]}")
         return found
     return None
+
+
+def make_eval_fn(model, num_classes: int, loss: str, shardings, mesh, rules):
+    return jax.jit(functools.partial(eval_step, model=model, num_classes=num_classes, loss=loss),
+                   in_shardings=(shardings, sharding.batch_sharding(mesh, rules)),
+                   out_shardings=sharding.replicated(mesh))
 
 
 def evaluate(state, eval_fn, config, mesh, rules, split: str) -> dict:
@@ -281,11 +308,10 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
     step_fn = jax.jit(
         functools.partial(train_step, model=model, tx=tx, schedule=schedule,
                           num_classes=info.num_classes, label_smoothing=config.label_smoothing,
-                          grad_accum_steps=config.grad_accum_steps),
+                          grad_accum_steps=config.grad_accum_steps, loss=config.loss),
         in_shardings=(shardings, batch_spec), out_shardings=(shardings, repl),
         donate_argnums=0)
-    eval_fn = jax.jit(functools.partial(eval_step, model=model, num_classes=info.num_classes),
-                      in_shardings=(shardings, batch_spec), out_shardings=repl)
+    eval_fn = make_eval_fn(model, info.num_classes, config.loss, shardings, mesh, rules)
 
     # Compile before spending: the first batch fixes shapes; log memory use.
     first = global_batch(next(train_iter), mesh, rules)
@@ -476,9 +502,7 @@ def evaluate_workdir(config: ConfigDict, workdir: str) -> dict:
     if found is None:
         raise ckpt_lib.CheckpointError(f"no restorable checkpoint in {ckpt.directory}")
     step, state = found[0], found[1]
-    eval_fn = jax.jit(functools.partial(eval_step, model=model, num_classes=info.num_classes),
-                      in_shardings=(shardings, sharding.batch_sharding(mesh, rules)),
-                      out_shardings=sharding.replicated(mesh))
+    eval_fn = make_eval_fn(model, info.num_classes, config.loss, shardings, mesh, rules)
     result = evaluate(state, eval_fn, config, mesh, rules, config.data.eval_split)
     ckpt.close()
     return {"step": step, **result}

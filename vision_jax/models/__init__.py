@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vision_jax.models.cnn import CNN
 from vision_jax.models.linear import Linear
 from vision_jax.models.mlp import MLP
 from vision_jax.models.resnet import ResNet
@@ -27,6 +28,7 @@ from vision_jax.models.vit import ViT
 MODELS: dict[str, type[nn.Module]] = {
     "linear": Linear,
     "mlp": MLP,
+    "cnn": CNN,
     "resnet": ResNet,
     "vit": ViT,
 }
@@ -67,4 +69,4 @@ def build_model(model_cfg: Mapping[str, Any], *, num_classes: int,
     return MODELS[name](num_classes=num_classes, dtype=dtype, param_dtype=param_dtype, **options)
 
 
-__all__ = ["MODELS", "build_model", "model_options", "Linear", "MLP", "ResNet", "ViT"]
+__all__ = ["MODELS", "build_model", "model_options", "CNN", "Linear", "MLP", "ResNet", "ViT"]
