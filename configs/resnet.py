@@ -17,13 +17,13 @@ imagenet2012 dataset). On `shapes`:
 RESULT_PENDING
 """
 
-from vision_jax.config import base_config, parse_arg, shrink_for_local
+from vision_jax.config import (
+    base_config, imagenet_recipe, parse_arg, shrink_for_local, small_image_recipe)
 
 
 def get_config(arg=None):
     a = parse_arg(arg, depth=50, width=64, dataset="imagenet2012", runlocal=False)
     c = base_config()
-    c.data.name = a.dataset
     imagenet = a.dataset == "imagenet2012"
     c.model = dict(name="resnet", depth=a.depth, width=a.width,
                    stem="imagenet" if imagenet else "cifar", zero_init_residual=True)
@@ -33,24 +33,13 @@ def get_config(arg=None):
     c.optimizer.grad_clip_norm = 0.0
     c.label_smoothing = 0.1 if imagenet else 0.0
     if imagenet:
-        c.data.image_size = 224
-        c.data.eval_split = "validation"
-        c.data.augment.random_resized_crop = True
-        c.data.augment.flip = True
-        c.batch_size = 1024
-        c.total_epochs = 90.0
+        imagenet_recipe(c)
         c.optimizer.learning_rate = 0.1 * c.batch_size / 256
-        c.schedule.warmup_steps = 5 * 1251
-        c.eval_every_steps = 5000
-        c.checkpoint.every_steps = 2000
+        c.schedule.warmup_steps = 5 * 1251  # 5 epochs of 1,281,167 / 1024
     else:
-        c.data.augment.crop_padding = 4
-        c.data.augment.flip = True
-        c.batch_size = 128
-        c.total_epochs = 30.0
+        small_image_recipe(c, a.dataset)
         c.optimizer.learning_rate = 0.1
         c.schedule.warmup_steps = 200
-        c.eval_every_steps = 2000
     if a.runlocal:
         shrink_for_local(c)
         c.model.stem = "cifar"

@@ -21,7 +21,8 @@ RESULT_PENDING
 
 import ml_collections
 
-from vision_jax.config import base_config, parse_arg, shrink_for_local
+from vision_jax.config import (
+    base_config, imagenet_recipe, parse_arg, shrink_for_local, small_image_recipe)
 
 
 def _optional(kind):
@@ -32,7 +33,6 @@ def get_config(arg=None):
     a = parse_arg(arg, variant="B/16", dataset="imagenet2012", pool="tok", posemb="learn",
                   scan=False, runlocal=False)
     c = base_config()
-    c.data.name = a.dataset
     c.model = dict(name="vit", variant=a.variant, pool=a.pool, posemb=a.posemb, scan=a.scan,
                    remat_policy="none", attention_impl=_optional(str), dropout=0.0,
                    # Overrides of the variant's table row, for sweeps (None: the table's).
@@ -43,23 +43,12 @@ def get_config(arg=None):
     c.optimizer.weight_decay = 1e-4
     c.optimizer.grad_clip_norm = 1.0
     if a.dataset == "imagenet2012":
-        c.data.image_size = 224
-        c.data.eval_split = "validation"
-        c.data.augment.random_resized_crop = True
-        c.data.augment.flip = True
+        imagenet_recipe(c)
         c.data.augment.randaugment_layers = 2
         c.data.augment.randaugment_magnitude = 10
         c.data.augment.mixup_alpha = 0.2
-        c.batch_size = 1024
-        c.total_epochs = 90.0
         c.schedule.warmup_steps = 10_000
-        c.eval_every_steps = 5000
-        c.checkpoint.every_steps = 2000
     else:
-        c.data.augment.crop_padding = 4
-        c.data.augment.flip = True
-        c.batch_size = 128
-        c.total_epochs = 30.0
+        small_image_recipe(c, a.dataset)
         c.schedule.warmup_steps = 500
-        c.eval_every_steps = 2000
     return shrink_for_local(c) if a.runlocal else c

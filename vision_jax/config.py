@@ -90,6 +90,33 @@ def base_config() -> ConfigDict:
     return c
 
 
+def imagenet_recipe(c: ConfigDict, *, batch_size: int = 1024, epochs: float = 90.0) -> ConfigDict:
+    """ImageNet-1k data and schedule shared by the model families' configs:
+    224px, random-resized ("inception") crop and flip, evaluation on the
+    validation split. Model-specific regularisation is added by each config."""
+    c.data.name = "imagenet2012"
+    c.data.image_size = 224
+    c.data.eval_split = "validation"
+    c.data.augment.random_resized_crop = True
+    c.data.augment.flip = True
+    c.batch_size = batch_size
+    c.total_epochs = epochs
+    c.eval_every_steps = 5000
+    c.checkpoint.every_steps = 2000
+    return c
+
+
+def small_image_recipe(c: ConfigDict, dataset: str, *, epochs: float = 30.0) -> ConfigDict:
+    """32x32 datasets (shapes, digits, cifar10): pad-and-crop by 4 and flip."""
+    c.data.name = dataset
+    c.data.augment.crop_padding = 4
+    c.data.augment.flip = True
+    c.batch_size = 128
+    c.total_epochs = epochs
+    c.eval_every_steps = 2000
+    return c
+
+
 def shrink_for_local(c: ConfigDict) -> ConfigDict:
     """The `runlocal` switch: a few steps on a small `shapes` set, on any laptop."""
     c.data.name = "shapes"
