@@ -4,7 +4,12 @@ This is the README's first command. Arguments: runlocal (a 20-step smoke run).
 
     vision-jax train --config=configs/default.py --workdir=workdirs/default
 
-Result: RESULT_PENDING
+Result (2026-11-23, 2-core x86 CPU, jax 0.10.2, float32, one CPU device):
+98.75% eval accuracy (eval loss 0.037) on the 10,000 test scenes after 2,500
+steps of 64 (3.2 epochs), 315 s of training at 542 examples/s, 94,280
+parameters; eval accuracy was already 95.9% at step 1,000. Generating the
+60,000 scenes on first use takes about another minute. A linear classifier
+on the same pixels reaches 17.0% (configs/linear.py).
 """
 
 from vision_jax.config import base_config, parse_arg, shrink_for_local
