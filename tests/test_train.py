@@ -54,6 +54,10 @@ def test_trains_and_writes_everything(data_dir, tmp_path):
     assert json.load(open(tmp_path / "config.json"))["model"]["name"] == "mlp"
     assert json.load(open(tmp_path / "summary.json"))["steps"] == 30
     assert ckpt_lib.Checkpointer(str(tmp_path / "checkpoints")).all_steps() == [15, 30]
+    # `vision-jax eval` restores the newest checkpoint and agrees with the run.
+    again = train.evaluate_workdir(c, str(tmp_path))
+    assert again["step"] == 30
+    assert again["accuracy"] == pytest.approx(summary["eval_accuracy"], abs=1e-6)
 
 
 def test_identical_runs_give_identical_losses(data_dir, tmp_path):
