@@ -19,16 +19,32 @@ from typing import Any, Mapping
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vision_jax.models.alexnet import AlexNet
 from vision_jax.models.cnn import CNN
+from vision_jax.models.efficientnet import EfficientNet
+from vision_jax.models.googlenet import GoogLeNet
+from vision_jax.models.lenet import LeNet
 from vision_jax.models.linear import Linear
 from vision_jax.models.mlp import MLP
+from vision_jax.models.mobilenet import MobileNetV1, MobileNetV2, MobileNetV3
+from vision_jax.models.regnet import RegNet
 from vision_jax.models.resnet import ResNet
+from vision_jax.models.vgg import VGG
 from vision_jax.models.vit import ViT
 
 MODELS: dict[str, type[nn.Module]] = {
     "linear": Linear,
     "mlp": MLP,
     "cnn": CNN,
+    "lenet": LeNet,
+    "alexnet": AlexNet,
+    "vgg": VGG,
+    "googlenet": GoogLeNet,
+    "mobilenet_v1": MobileNetV1,
+    "mobilenet_v2": MobileNetV2,
+    "mobilenet_v3": MobileNetV3,
+    "efficientnet": EfficientNet,
+    "regnet": RegNet,
     "resnet": ResNet,
     "vit": ViT,
 }
@@ -69,4 +85,4 @@ def build_model(model_cfg: Mapping[str, Any], *, num_classes: int,
     return MODELS[name](num_classes=num_classes, dtype=dtype, param_dtype=param_dtype, **options)
 
 
-__all__ = ["MODELS", "build_model", "model_options", "CNN", "Linear", "MLP", "ResNet", "ViT"]
+__all__ = ["MODELS", "build_model", "model_options", "AlexNet", "CNN", "EfficientNet", "GoogLeNet", "LeNet", "Linear", "MLP", "MobileNetV1", "MobileNetV2", "MobileNetV3", "RegNet", "VGG", "ResNet", "ViT"]

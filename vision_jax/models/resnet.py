@@ -1,10 +1,21 @@
-"""ResNets (He et al. 2016, "Deep Residual Learning for Image Recognition").
+"""ResNets (He et al. 2016, "Deep Residual Learning for Image Recognition"),
+and ResNeXts (Xie et al. 2017, "Aggregated Residual Transformations for Deep
+Neural Networks") as their grouped-convolution option.
 
 The layout is torchvision's "v1.5": in bottleneck blocks the stride sits on the
 3x3 convolution rather than the first 1x1, and a shortcut that changes shape is
 a strided 1x1 convolution followed by batch norm. Padding is explicit and
 symmetric (as in torchvision) rather than XLA's 'SAME', so feature-map sizes
 and parameter counts match the published models exactly.
+
+ResNeXt replaces a bottleneck's 3x3 convolution by a grouped one (`groups`
+groups of `width_per_group` channels at the standard width 64) and widens the
+block's inner layers to match, exactly as torchvision's `groups` and
+`width_per_group` arguments do: ResNeXt-50 32x4d is depth=50, groups=32,
+width_per_group=4; Wide ResNet-50-2 (Zagoruyko & Komodakis 2016) is
+width_per_group=128. The inner width of stage i is
+int(width * 2**i * width_per_group / 64) * groups, which is `width * 2**i`
+for a plain ResNet.
 
 Batch norm keeps running statistics in the 'batch_stats' collection. Under
 `jax.jit` over a batch sharded across devices the batch mean and variance are
@@ -34,6 +45,13 @@ DEPTHS: dict[int, tuple[tuple[int, int, int, int], bool]] = {
     152: ((3, 8, 36, 3), True),
 }
 STEMS = ("imagenet", "cifar")
+# (depth, groups, width_per_group) of the named ResNeXts, Xie et al. 2017 Table 1
+# and torchvision's resnext50_32x4d / resnext101_32x8d / resnext101_64x4d.
+RESNEXTS: dict[str, tuple[int, int, int]] = {
+    "50_32x4d": (50, 32, 4),
+    "101_32x8d": (101, 32, 8),
+    "101_64x4d": (101, 64, 4),
+}
 
 # Kaiming-normal on fan-out, as torchvision initialises ResNet convolutions.
 _CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -62,26 +80,36 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce -> 3x3 (strided, v1.5) -> 1x1 expand by 4 (ResNet-50/101/152)."""
+    """1x1 reduce -> 3x3 (strided, v1.5; grouped in ResNeXt) -> 1x1 expand to
+    4 * filters (ResNet-50/101/152, ResNeXt)."""
 
     filters: int
     strides: int
     conv: Callable[..., nn.Module]
     norm: Callable[..., nn.Module]
     zero_init_residual: bool
+    groups: int = 1
+    width_per_group: int = 64
 
     expansion = 4
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         residual = x
-        y = self.conv(self.filters, (1, 1), 1, padding=0, name="conv1")(x)
+        inner = bottleneck_width(self.filters, self.groups, self.width_per_group)
+        y = self.conv(inner, (1, 1), 1, padding=0, name="conv1")(x)
         y = nn.relu(self.norm(name="bn1")(y))
-        y = self.conv(self.filters, (3, 3), self.strides, padding=1, name="conv2")(y)
+        y = self.conv(inner, (3, 3), self.strides, padding=1, feature_group_count=self.groups,
+                      name="conv2")(y)
         y = nn.relu(self.norm(name="bn2")(y))
         y = self.conv(self.filters * self.expansion, (1, 1), 1, padding=0, name="conv3")(y)
         y = self.norm(name="bn3", scale_init=_last_scale_init(self.zero_init_residual))(y)
         return nn.relu(_shortcut(self, residual, y.shape[-1]) + y)
+
+
+def bottleneck_width(filters: int, groups: int, width_per_group: int) -> int:
+    """Channels of a bottleneck's inner layers (torchvision's rule; see above)."""
+    return int(filters * width_per_group / 64) * groups
 
 
 def _last_scale_init(zero: bool):
@@ -108,6 +136,10 @@ class ResNet(nn.Module):
         (times 4 at the output of bottleneck blocks).
       stem: 'imagenet' (7x7/2 conv + 3x3/2 max-pool, for ~224px inputs) or
         'cifar' (3x3/1 conv, no pooling, for 32px inputs).
+      groups: groups of the bottleneck 3x3 convolution (ResNeXt's cardinality;
+        1 for ResNet). Bottleneck depths only.
+      width_per_group: channels per group at width 64 (ResNeXt's "d"; 64 for
+        ResNet, 128 for Wide ResNet-*-2). Bottleneck depths only.
       zero_init_residual: start each block's last BN scale at zero.
       bn_momentum: running-average decay (torchvision's momentum=0.1 is 0.9 here).
     """
@@ -116,6 +148,8 @@ class ResNet(nn.Module):
     depth: int = 50
     width: int = 64
     stem: str = "imagenet"
+    groups: int = 1
+    width_per_group: int = 64
     zero_init_residual: bool = True
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
@@ -128,6 +162,17 @@ class ResNet(nn.Module):
         check_choice(owner, "depth", self.depth, DEPTHS)
         check_positive(owner, "width", self.width)
         check_choice(owner, "stem", self.stem, STEMS)
+        check_positive(owner, "groups", self.groups)
+        check_positive(owner, "width_per_group", self.width_per_group)
+        if not DEPTHS[self.depth][1] and (self.groups, self.width_per_group) != (1, 64):
+            raise ValueError(
+                f"{owner}: groups={self.groups}, width_per_group={self.width_per_group} need "
+                f"a bottleneck depth; valid choices for depth: "
+                f"{[d for d, (_, bottleneck) in DEPTHS.items() if bottleneck]}")
+        if bottleneck_width(self.width, self.groups, self.width_per_group) < 1:
+            raise ValueError(
+                f"{owner}: width={self.width} with width_per_group={self.width_per_group} "
+                "leaves no channels per group; int(width * width_per_group / 64) must be >= 1")
         if not 0.0 <= self.bn_momentum < 1.0:
             raise ValueError(f"{owner}: bn_momentum={self.bn_momentum!r} must lie in [0, 1)")
         super().__post_init__()
@@ -143,7 +188,10 @@ class ResNet(nn.Module):
             scale_init=boxed(nn.initializers.ones, "norm"),
             bias_init=boxed(nn.initializers.zeros, "norm"))
         stages, bottleneck = DEPTHS[self.depth]
-        block_cls = Bottleneck if bottleneck else BasicBlock
+        block_cls = BasicBlock
+        if bottleneck:
+            block_cls = functools.partial(Bottleneck, groups=self.groups,
+                                          width_per_group=self.width_per_group)
 
         x = images.astype(self.dtype)
         if self.stem == "imagenet":
