@@ -6,7 +6,12 @@ dataset=NAME (default shapes), runlocal (a 20-step smoke run).
     vision-jax train --config=configs/mlp.py --workdir=workdirs/mlp
     vision-jax train --config=configs/mlp.py:1024x1024,dataset=digits --workdir=workdirs/mlp_digits
 
-Result: RESULT_PENDING
+Result (2026-11-23, 2-core x86 CPU shared with other jobs, load average
+5-15, data already generated): 63.80% eval accuracy on the 10,000 test
+scenes (eval loss 0.927), 1,954 steps of 256 (10 epochs) in 1,210 s,
+1,840,136 parameters. Between the linear baseline (17.0%) and the default
+CNN (98.75%): without translation equivariance, an MLP must learn each
+shape at each position.
 """
 
 from vision_jax.config import base_config, parse_arg, shrink_for_local
