@@ -22,7 +22,8 @@ trains end to end, not what it reaches:
 3,571,672 params; train loss 2.08, eval accuracy 13.3%; 110 s wall (40 s compile); 2 shared CPU cores, XLA CPU backend. A full run: not run here.
 """
 
-from vision_jax.config import base_config, parse_arg, shrink_for_local
+from vision_jax.config import (
+    base_config, imagenet_recipe, parse_arg, shrink_for_local, small_image_recipe)
 
 
 def get_config(arg=None):
@@ -33,24 +34,15 @@ def get_config(arg=None):
     c.model = dict(name="alexnet", stem="imagenet" if imagenet else "cifar",
                    width_multiplier=a.width_multiplier, dropout=0.5)
     if imagenet:
-        c.data.image_size = 224
-        c.data.eval_split = "validation"
-        c.data.augment.random_resized_crop = True
-        c.data.augment.flip = True
-        c.batch_size = 256
-        c.total_epochs = 90.0
+        imagenet_recipe(c, batch_size=256, epochs=90.0)
         c.optimizer.name = "momentum"
         c.optimizer.momentum = 0.9
         c.optimizer.learning_rate = 0.01 * c.batch_size / 256
         c.optimizer.weight_decay = 5e-4
         c.optimizer.grad_clip_norm = 0.0
         c.eval_every_steps = 10_000
-        c.checkpoint.every_steps = 2000
     else:
-        c.data.augment.crop_padding = 4
-        c.data.augment.flip = True
-        c.batch_size = 128
-        c.total_epochs = 10.0
+        small_image_recipe(c, a.dataset, epochs=10.0)
         c.optimizer.name = "adamw"
         c.optimizer.learning_rate = 1e-3
         c.optimizer.weight_decay = 1e-4

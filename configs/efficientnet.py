@@ -22,7 +22,8 @@ architecture is checked instead: parameter counts equal torchvision's for
 B0..B7, and one sharded train step runs in tests/test_cnn_zoo_efficient.py.
 """
 
-from vision_jax.config import base_config, parse_arg, shrink_for_local
+from vision_jax.config import (
+    base_config, imagenet_recipe, parse_arg, shrink_for_local, small_image_recipe)
 from vision_jax.models.efficientnet import VARIANTS
 
 
@@ -41,28 +42,18 @@ def get_config(arg=None):
     c.label_smoothing = 0.1
     c.optimizer.grad_clip_norm = 0.0
     if imagenet:
+        imagenet_recipe(c, batch_size=4096, epochs=350.0)
         c.data.image_size = VARIANTS[a.variant][2]
-        c.data.eval_split = "validation"
-        c.data.augment.random_resized_crop = True
-        c.data.augment.flip = True
         c.data.augment.randaugment_layers = 2
-        c.batch_size = 4096
-        c.total_epochs = 350.0
         c.optimizer.name = "rmsprop"
         c.optimizer.momentum = 0.9
         c.optimizer.learning_rate = 0.256
         c.optimizer.weight_decay = 1e-5
         c.schedule.warmup_steps = 5 * 313
-        c.eval_every_steps = 5000
-        c.checkpoint.every_steps = 2000
     else:
-        c.data.augment.crop_padding = 4
-        c.data.augment.flip = True
-        c.batch_size = 128
-        c.total_epochs = 30.0
+        small_image_recipe(c, a.dataset, epochs=30.0)
         c.optimizer.name = "adamw"
         c.optimizer.learning_rate = 2e-3
         c.optimizer.weight_decay = 5e-2
         c.schedule.warmup_steps = 200
-        c.eval_every_steps = 2000
     return shrink_for_local(c) if a.runlocal else c

@@ -23,7 +23,8 @@ trains end to end, not what it reaches:
 356,544 params; train loss 2.41, eval loss 35.4 (BN running statistics after 20 steps), eval accuracy 13.3%; 455 s wall (210 s compile); 2 shared CPU cores, XLA CPU backend. A full run: not run here.
 """
 
-from vision_jax.config import base_config, parse_arg, shrink_for_local
+from vision_jax.config import (
+    base_config, imagenet_recipe, parse_arg, shrink_for_local, small_image_recipe)
 
 
 def get_config(arg=None):
@@ -37,23 +38,14 @@ def get_config(arg=None):
     c.optimizer.momentum = 0.9
     c.optimizer.grad_clip_norm = 0.0
     if imagenet:
-        c.data.image_size = 224
-        c.data.eval_split = "validation"
-        c.data.augment.random_resized_crop = True
-        c.data.augment.flip = True
-        c.batch_size = 256
-        c.total_epochs = 90.0
+        imagenet_recipe(c, batch_size=256, epochs=90.0)
         c.optimizer.learning_rate = 0.1 * c.batch_size / 256
         c.optimizer.weight_decay = 1e-4
         c.schedule.warmup_steps = 5 * 5005
         c.label_smoothing = 0.1
         c.eval_every_steps = 10_000
-        c.checkpoint.every_steps = 2000
     else:
-        c.data.augment.crop_padding = 4
-        c.data.augment.flip = True
-        c.batch_size = 128
-        c.total_epochs = 10.0
+        small_image_recipe(c, a.dataset, epochs=10.0)
         c.optimizer.learning_rate = 0.1
         c.optimizer.weight_decay = 5e-4
         c.schedule.warmup_steps = 200

@@ -43,28 +43,17 @@ def get_config(arg=None):
     c.model = dict(VERSIONS[a.version], width_mult=a.width_mult)
     c.optimizer.grad_clip_norm = 0.0
     if imagenet:
-        c.data.image_size = 224
-        c.data.eval_split = "validation"
-        c.data.augment.random_resized_crop = True
-        c.data.augment.flip = True
-        c.batch_size = 1024
-        c.total_epochs = 300.0
+        imagenet_recipe(c, batch_size=1024, epochs=300.0)
         c.optimizer.name = "momentum"
         c.optimizer.momentum = 0.9
         c.optimizer.learning_rate = 0.045 * c.batch_size / 256
         c.optimizer.weight_decay = 4e-5
         c.schedule.warmup_steps = 5 * 1251
         c.label_smoothing = 0.1
-        c.eval_every_steps = 5000
-        c.checkpoint.every_steps = 2000
     else:
-        c.data.augment.crop_padding = 4
-        c.data.augment.flip = True
-        c.batch_size = 128
-        c.total_epochs = 30.0
+        small_image_recipe(c, a.dataset, epochs=30.0)
         c.optimizer.name = "adamw"
         c.optimizer.learning_rate = 2e-3
         c.optimizer.weight_decay = 5e-2
         c.schedule.warmup_steps = 200
-        c.eval_every_steps = 2000
     return shrink_for_local(c) if a.runlocal else c

@@ -21,7 +21,8 @@ architecture is checked instead: parameter counts equal torchvision's for
 every variant, and one sharded train step runs in tests/test_cnn_zoo_efficient.py.
 """
 
-from vision_jax.config import base_config, parse_arg, shrink_for_local
+from vision_jax.config import (
+    base_config, imagenet_recipe, parse_arg, shrink_for_local, small_image_recipe)
 
 
 def get_config(arg=None):
@@ -34,24 +35,13 @@ def get_config(arg=None):
     c.optimizer.momentum = 0.9
     c.optimizer.grad_clip_norm = 0.0
     if imagenet:
-        c.data.image_size = 224
-        c.data.eval_split = "validation"
-        c.data.augment.random_resized_crop = True
-        c.data.augment.flip = True
-        c.batch_size = 1024
-        c.total_epochs = 100.0
+        imagenet_recipe(c, batch_size=1024, epochs=100.0)
         c.optimizer.learning_rate = 0.8
         c.optimizer.weight_decay = 5e-5
         c.schedule.warmup_steps = 5 * 1251
-        c.eval_every_steps = 5000
-        c.checkpoint.every_steps = 2000
     else:
-        c.data.augment.crop_padding = 4
-        c.data.augment.flip = True
-        c.batch_size = 128
-        c.total_epochs = 30.0
+        small_image_recipe(c, a.dataset, epochs=30.0)
         c.optimizer.learning_rate = 0.1
         c.optimizer.weight_decay = 5e-4
         c.schedule.warmup_steps = 200
-        c.eval_every_steps = 2000
     return shrink_for_local(c) if a.runlocal else c

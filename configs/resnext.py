@@ -40,21 +40,11 @@ def get_config(arg=None):
     c.optimizer.grad_clip_norm = 0.0
     c.label_smoothing = 0.1 if imagenet else 0.0
     if imagenet:
-        c.data.image_size = 224
-        c.data.eval_split = "validation"
-        c.data.augment.random_resized_crop = True
-        c.data.augment.flip = True
-        c.batch_size = 1024
-        c.total_epochs = 90.0
+        imagenet_recipe(c, batch_size=1024, epochs=90.0)
         c.optimizer.learning_rate = 0.1 * c.batch_size / 256
         c.schedule.warmup_steps = 5 * 1251
-        c.eval_every_steps = 5000
-        c.checkpoint.every_steps = 2000
     else:
-        c.data.augment.crop_padding = 4
-        c.data.augment.flip = True
-        c.batch_size = 128
-        c.total_epochs = 10.0
+        small_image_recipe(c, a.dataset, epochs=10.0)
         c.optimizer.learning_rate = 0.1
         c.schedule.warmup_steps = 200
         c.eval_every_steps = 1000

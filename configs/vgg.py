@@ -23,7 +23,8 @@ trains end to end, not what it reaches:
 2,018,152 params; train loss 2.13, eval accuracy 14.8%; 125 s wall (41 s compile); 2 shared CPU cores, XLA CPU backend. A full run: not run here.
 """
 
-from vision_jax.config import base_config, parse_arg, shrink_for_local
+from vision_jax.config import (
+    base_config, imagenet_recipe, parse_arg, shrink_for_local, small_image_recipe)
 
 
 def get_config(arg=None):
@@ -35,12 +36,7 @@ def get_config(arg=None):
     c.model = dict(name="vgg", depth=a.depth, batch_norm=a.bn,
                    width_multiplier=a.width_multiplier, dropout=0.5)
     if imagenet:
-        c.data.image_size = 224
-        c.data.eval_split = "validation"
-        c.data.augment.random_resized_crop = True
-        c.data.augment.flip = True
-        c.batch_size = 256
-        c.total_epochs = 90.0
+        imagenet_recipe(c, batch_size=256, epochs=90.0)
         c.optimizer.name = "momentum"
         c.optimizer.momentum = 0.9
         c.optimizer.learning_rate = 0.01 * c.batch_size / 256
@@ -48,12 +44,8 @@ def get_config(arg=None):
         c.optimizer.grad_clip_norm = 0.0
         c.schedule.warmup_steps = 2 * 5005
         c.eval_every_steps = 10_000
-        c.checkpoint.every_steps = 2000
     else:
-        c.data.augment.crop_padding = 4
-        c.data.augment.flip = True
-        c.batch_size = 128
-        c.total_epochs = 10.0
+        small_image_recipe(c, a.dataset, epochs=10.0)
         c.optimizer.name = "adamw"
         c.optimizer.learning_rate = 1e-3
         c.optimizer.weight_decay = 1e-4
