@@ -22,7 +22,8 @@ v3) and the paper's 4.2M (v1), and one sharded train step runs in
 tests/test_cnn_zoo_efficient.py.
 """
 
-from vision_jax.config import ConfigError, base_config, parse_arg, shrink_for_local
+from vision_jax.config import (
+    ConfigError, base_config, imagenet_recipe, parse_arg, shrink_for_local, small_image_recipe)
 
 # version -> model config (without width_mult).
 VERSIONS = {

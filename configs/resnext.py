@@ -18,7 +18,8 @@ not run here (a runlocal smoke run was stopped for lack of time; the
 train step is covered by tests/test_cnn_zoo.py).
 """
 
-from vision_jax.config import ConfigError, base_config, parse_arg, shrink_for_local
+from vision_jax.config import (
+    ConfigError, base_config, imagenet_recipe, parse_arg, shrink_for_local, small_image_recipe)
 from vision_jax.models.resnet import RESNEXTS
 
 
