@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "tables": ("vision_jax.scaling.tables", "main", "parameter/FLOP tables of the published models"),
     "plan": ("vision_jax.scaling.planner", "main", "training time and memory estimates"),
     "fit": ("vision_jax.scaling.fit", "main", "fit scaling laws to results"),
+    "sweep": ("vision_jax.scaling.sweep", "main", "run a sweep of trials through the trainer"),
 }
 
 

@@ -41,7 +41,8 @@ def base_config() -> ConfigDict:
         name="shapes", data_dir=ml_collections.FieldReference(None, field_type=str),
         train_split="train", eval_split="test", num_train_examples=-1,
         image_size=32, image_key="image", label_key="label", worker_count=0,
-        label_noise=0.0,  # fraction of training labels replaced by random ones
+        label_noise=0.0,  # fraction of training labels redrawn at random (Zhang et al. 2017)
+        label_noise_seed=0,
         shapes=dict(resolution=32, max_objects=3, train_size=50_000, test_size=10_000,
                     seed=0, group_skew=0.0),
         augment=dict(crop_padding=0, random_resized_crop=False, flip=False,

@@ -10,10 +10,11 @@ sees the same 19,200 examples (300 steps of 64), so the data axis is dataset
 size at fixed compute per model.
 After the sweep, a power law L = (N/N_c)^-alpha of final test loss against
 total parameters N is fitted per data size (log-log least squares, 95%
-bootstrap CIs, R^2 on log L; vision_jax.scaling.fit), and loss vs params /
-examples / compute are drawn into <sweepdir>/plots.
+bootstrap CIs, R^2 on log L; vision_jax.scaling.fit), also against training
+compute, and <sweepdir>/plots gets log-log loss vs params and vs compute with
+the fits, and loss vs data size (two sizes: no fit).
 
-Arguments: runlocal (2 x 2 x 1 trials of 40 steps on a 512-scene set: a smoke test).
+Arguments: runlocal (2 x 2 trials of 40 steps on a 512-scene set: a smoke test).
 
 Result (2 CPU cores shared with other jobs, load average ~15; 12m47s wall for
 the whole sweep, of which 6 min inside the trainers' loops, the rest compiles

@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "image_key": "image",
     "label_key": "label",
     "worker_count": 0,
+    "label_noise": 0.0,
+    "label_noise_seed": 0,
     "shapes": {},
     "augment": {},
 }
@@ -92,6 +94,13 @@ def _data_dir(data_cfg: Mapping) -> str:
 
 def _shapes_params(data_cfg: Mapping) -> shapes.ShapesParams:
     return shapes.ShapesParams.from_mapping(_get(data_cfg, "shapes"))
+
+
+def _label_noise(data_cfg: Mapping) -> float:
+    p = float(_get(data_cfg, "label_noise"))
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"data.label_noise={p} must be a fraction in [0, 1]")
+    return p
 
 
 def _augment_config(data_cfg: Mapping) -> augment.AugmentConfig:
@@ -241,6 +250,51 @@ class _Keys:
         return image, np.int32(features[self.label])
 
 
+def noisy_labels(labels: np.ndarray, indices: np.ndarray, *, fraction: float,
+                 num_classes: int, seed: int) -> np.ndarray:
+    """Labels of examples `indices` after label noise (Zhang et al. 2017, sec. 2).
+
+    Each example is independently chosen with probability `fraction` and its
+    label redrawn uniformly from all `num_classes` classes, so about
+    fraction * (K - 1) / K of the labels actually change, and fraction=1.0
+    gives labels independent of the images. The draw is a pure function of
+    (seed, example index): nested `num_train_examples` prefixes share their
+    noisy labels, every epoch sees the same corruption, and a resumed run
+    continues on the same labels.
+    """
+    labels = np.array(labels, dtype=np.int32, copy=True)
+    if fraction <= 0.0:
+        return labels
+    for j, index in enumerate(np.asarray(indices).reshape(-1)):
+        rng = np.random.default_rng((int(seed), int(index)))
+        chosen, new_label = rng.random() < fraction, rng.integers(num_classes)
+        if chosen:
+            labels.reshape(-1)[j] = new_label
+    return labels
+
+
+@dataclasses.dataclass(frozen=True)
+class _NoisyLabel(grain.transforms.MapWithIndex):
+    """Replaces the label of source example `index` with its noisy label.
+
+    Applied before the shuffle, so `index` is the example's position in the
+    split, not in the stream; Grain hands later epochs of a repeated dataset
+    e * size + position, hence the modulo."""
+
+    label_key: str
+    fraction: float
+    num_classes: int
+    seed: int
+    size: int
+
+    def map_with_index(self, index: int, features):
+        label = noisy_labels(np.asarray([features[self.label_key]]),
+                             np.asarray([index % self.size]),
+                             fraction=self.fraction, num_classes=self.num_classes,
+                             seed=self.seed)[0]
+        return {**features, self.label_key: label}
+
+
 @dataclasses.dataclass(frozen=True)
 class _TrainExample(grain.transforms.RandomMap):
     keys: _Keys
@@ -255,18 +309,25 @@ class _TrainExample(grain.transforms.RandomMap):
 
 @dataclasses.dataclass(frozen=True)
 class _EvalExample(grain.transforms.Map):
-    """Position -> example with mask 1, or a zero example with mask 0 past the end."""
+    """Position -> example with mask 1, or a zero example with mask 0 past the end.
+
+    `noise` (a _NoisyLabel) is set when evaluating on the training split, so
+    that train accuracy is measured against the labels trained on."""
 
     source: Any
     size: int
     keys: _Keys
     image_shape: tuple[int, int, int]
+    noise: _NoisyLabel | None = None
 
     def map(self, position: int):
         if position >= self.size:
             return {"image": np.zeros(self.image_shape, np.float32),
                     "label": np.int32(0), "mask": np.float32(0)}
-        image, label = self.keys.read(self.source[position])
+        features = self.source[position]
+        if self.noise is not None:
+            features = self.noise.map_with_index(position, features)
+        image, label = self.keys.read(features)
         image = augment.normalize(augment.resize(image, self.image_shape[0]))
         return {"image": image, "label": label, "mask": np.float32(1)}
 
@@ -331,6 +392,9 @@ def make_train_iterator(data_cfg: Mapping, *, global_batch_size: int, seed: int,
     keys = _Keys(_get(data_cfg, "image_key"), _get(data_cfg, "label_key"))
 
     ds = grain.MapDataset.source(source)[:size]
+    if _label_noise(data_cfg) > 0:
+        ds = ds.map_with_index(_NoisyLabel(keys.label, _label_noise(data_cfg), info.num_classes,
+                                           int(_get(data_cfg, "label_noise_seed")), size))
     ds = ds.shuffle(seed=seed).repeat()  # grain reshuffles epoch e with seed + e
     ds = ds.random_map(_TrainExample(keys, info.image_shape[0], cfg), seed=augment_seed)
     ds = ds.batch(local, drop_remainder=True)[process_index::process_count]
@@ -347,14 +411,20 @@ def make_eval_batches(data_cfg: Mapping, *, split: str, global_batch_size: int,
     zero examples (mask 0) to a whole number of global batches, so every batch
     has L rows and, over all processes, each example appears once with mask 1.
     Never shuffled or augmented. The train split is cut to its
-    `num_train_examples` prefix, so "train accuracy" means the data trained on.
+    `num_train_examples` prefix and carries the same `label_noise` as
+    training, so "train accuracy" means the data, and labels, trained on.
     """
     local = _local_batch_size(global_batch_size, process_index, process_count)
     info, source, size = _open(data_cfg, split)
     keys = _Keys(_get(data_cfg, "image_key"), _get(data_cfg, "label_key"))
     padded = math.ceil(size / global_batch_size) * global_batch_size
+    noise = None
+    if split == _get(data_cfg, "train_split") and _label_noise(data_cfg) > 0:
+        noise = _NoisyLabel(keys.label, _label_noise(data_cfg), info.num_classes,
+                            int(_get(data_cfg, "label_noise_seed")), size)
 
-    ds = grain.MapDataset.range(padded).map(_EvalExample(source, size, keys, info.image_shape))
+    ds = grain.MapDataset.range(padded).map(
+        _EvalExample(source, size, keys, info.image_shape, noise))
     ds = ds.batch(local)[process_index::process_count]
     if _augment_config(data_cfg).mixes:
         ds = ds.map(_OneHot(info.num_classes))

@@ -2,6 +2,9 @@
 
   plot_law         loss vs one x (N, D or C) on log-log axes with the fitted law
   plot_chinchilla  loss vs N, D and C; isoFLOP curves; the compute-optimal frontier
+  plot_law_groups  loss vs x for several groups of runs (e.g. per data size), each with its fit
+  plot_curves      train and eval error against step for every run of a sweep
+  plot_versus      final metrics against one swept value (e.g. test error vs width)
 
 Every function returns the paths it wrote.
 """
@@ -96,3 +99,61 @@ def plot_chinchilla(n, d, c, y, fit, frontier: Mapping[str, Any], out: str) -> l
     ax.grid(True, which="both", alpha=0.3)
     written += _save(fig, os.path.join(out, "frontier"))
     return written
+
+
+def plot_law_groups(series, *, xlabel: str, ylabel: str, stem: str) -> list[str]:
+    """Log-log loss vs x, one colour per group: series = [{label, x, y, fit or None}]."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for i, s in enumerate(series):
+        x, y = np.asarray(s["x"], float), np.asarray(s["y"], float)
+        ax.scatter(x, y, s=20, color=f"C{i}", zorder=3, label=s["label"] or "runs")
+        if s.get("fit") is not None:
+            grid = np.geomspace(x.min() / 1.5, x.max() * 1.5, 100)
+            ax.plot(grid, s["fit"].predict(grid), color=f"C{i}", lw=1.2,
+                    label=_label(s["fit"]))
+    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel)
+    ax.legend(fontsize=6.5)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, stem)
+
+
+def plot_curves(df, *, hue: str | None, stem: str) -> list[str]:
+    """Train (dashed) and eval (solid) error against step, one colour per run.
+
+    `df` is a sweep's results table (vision_jax/scaling/store.py), whose
+    train_curve and eval_curve hold [step, loss, error] rows; runs are
+    labelled by their `hue` column, else by trial name. The gap between the
+    two curves of a run is its generalisation gap: with random labels, train
+    error falls to zero while eval error stays at chance (Zhang et al. 2017).
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, (_, r) in enumerate(df.iterrows()):
+        label = f"{hue.split('.')[-1]}={r[hue]}" if hue else r["trial"]
+        train = np.asarray(r["train_curve"], float).reshape(-1, 3)
+        evals = np.asarray(r["eval_curve"], float).reshape(-1, 3)
+        ax.plot(train[:, 0], train[:, 2], color=f"C{i}", ls="--", lw=1, label=f"{label} train")
+        ax.plot(evals[:, 0], evals[:, 2], color=f"C{i}", marker="o", ms=3, lw=1.5,
+                label=f"{label} test")
+    ax.set(xlabel="step", ylabel="error (1 - accuracy)", ylim=(-0.02, 1.02))
+    ax.legend(fontsize=6.5, ncol=2)
+    ax.grid(True, alpha=0.3)
+    return _save(fig, stem)
+
+
+def plot_versus(x, ys: Mapping[str, Any], *, xlabel: str, stem: str, hue=None,
+                logx: bool = True) -> list[str]:
+    """Each column of `ys` against x (sorted), one line per `hue` value if given."""
+    x = np.asarray(x, float)
+    groups = [None] if hue is None else list(dict.fromkeys(np.asarray(hue)))
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for gi, g in enumerate(groups):
+        keep = np.ones(len(x), bool) if g is None else np.asarray(hue) == g
+        order = np.argsort(x[keep])
+        for yi, (name, y) in enumerate(ys.items()):
+            label = name if g is None else f"{name}, {g}"
+            ax.plot(x[keep][order], np.asarray(y, float)[keep][order], marker="o", ms=4,
+                    color=f"C{gi * len(ys) + yi}", ls="-" if yi == 0 else "--", label=label)
+    ax.set(xlabel=xlabel, xscale="log" if logx else "linear")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, stem)

@@ -1,0 +1,484 @@
+"""`vision-jax sweep`: many trials of one config through the one trainer.
+
+A sweep config (configs/scaling/*.py) defines `get_config(arg)` returning:
+
+  base       a config spec, e.g. 'configs/default.py' or 'configs/vit.py:Ti/4,dataset=shapes'
+  overrides  'key=value' strings applied to every trial
+  axes       ordered (name, values) pairs. A name is a config key path
+             ('model.channels', 'data.num_train_examples', 'seed'); a value is
+             what that key is set to, or a dict of several key paths set
+             together (a ViT's width with its number of heads)
+  mode       'grid' (the Cartesian product, last axis fastest) or 'random':
+             `num_trials` distinct points of that product drawn with `seed`
+             (random search, Bergstra & Bengio 2012, over the listed values)
+  fit        optional: a dict, or a list of dicts, of {x, y, form, groupby}
+             fitted with vision_jax.scaling.fit after the sweep and plotted
+  plots      optional: a list of {kind: 'curves' | 'versus', ...}, see `analyse`
+
+Each trial is named after its axis values ('channels=8x16x32,convs_per_stage=2'),
+trains in DIR/trials/<name> and is skipped once its summary.json exists; an
+interrupted trial resumes from its own checkpoints because the trainer does.
+After every trial the store (vision_jax/scaling/store.py) is rebuilt.
+
+    vision-jax sweep --config=configs/scaling/demo.py --sweepdir=workdirs/sweeps/demo
+    vision-jax sweep --config=configs/scaling/demo.py --sweepdir=... --dry-run
+    vision-jax sweep ... --only-index 3            # one trial (a SLURM array task)
+    vision-jax sweep ... --processes 2             # trials as local subprocesses
+    vision-jax sweep ... --analyse-only            # refit and replot what finished
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import traceback
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from ml_collections import ConfigDict
+
+from vision_jax import config as config_lib
+from vision_jax.scaling import store
+
+MODES = ("grid", "random")
+
+
+class SweepError(ValueError):
+    """A sweep config that cannot run; raised before any trial starts."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """One point of a sweep.
+
+    `values` maps each config key path the sweep sets to its value (a grouped
+    axis contributes several keys); `overrides` are the strings handed to
+    `config.apply_overrides` (or to `vision-jax train` as --config.KEY=VALUE):
+    the sweep's shared overrides followed by the trial's own.
+    """
+
+    index: int
+    name: str
+    values: dict[str, Any]
+    overrides: tuple[str, ...]
+
+
+# ---------------------------------------------------------------------------
+# Expansion: sweep config -> trials.
+
+def _format_value(value: Any) -> str:
+    """A value as `config.apply_overrides` parses it back (bools, tuples, floats)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return repr(tuple(value))
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _name_part(value: Any) -> str:
+    """A value as it appears in a trial's (directory) name: short, no slashes or spaces."""
+    if isinstance(value, (list, tuple)):
+        return "x".join(_name_part(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).replace("/", "-").replace(" ", "")
+
+
+def _axes(sweep: ConfigDict) -> list[tuple[str, list]]:
+    axes = sweep.get("axes")
+    if not axes:
+        raise SweepError("the sweep config sets no axes; give axes as (name, values) pairs")
+    axes = _plain(axes)  # a mapping is fine when no axis name has a dot (e.g. 'seed')
+    pairs = list(axes.items()) if isinstance(axes, Mapping) else list(axes)
+    out = []
+    for pair in pairs:
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise SweepError(f"sweep axis {pair!r} is not a (name, values) pair")
+        name, values = pair
+        if not isinstance(values, (list, tuple)) or not values:
+            raise SweepError(f"sweep axis {name!r} needs a non-empty list of values, "
+                             f"got {values!r}")
+        out.append((str(name), list(values)))
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        raise SweepError(f"sweep axes {names} repeat a name")
+    return out
+
+
+def _settings(axis: str, value: Any) -> dict[str, Any]:
+    """The config keys one axis value sets: {axis: value}, or the dict of a grouped axis."""
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    return {axis: value}
+
+
+def _points(sweep: ConfigDict, axes: list[tuple[str, list]]) -> list[tuple[int, ...]]:
+    """Index tuples into the axes' value lists, in trial order."""
+    sizes = [len(v) for _, v in axes]
+    total = math.prod(sizes)
+    mode = sweep.get("mode", "grid")
+    if mode == "grid":
+        return list(itertools.product(*(range(s) for s in sizes)))
+    if mode != "random":
+        raise SweepError(f"sweep mode {mode!r} is not valid; choose one of {list(MODES)}")
+    n = int(sweep.get("num_trials", 0) or 0)
+    if not 0 < n <= total:
+        raise SweepError(f"random mode needs 0 < num_trials <= {total} (the grid's size), "
+                         f"got num_trials={n}")
+    # Distinct grid points, drawn without replacement: a repeated point would
+    # be the same trial (same name, same workdir) and waste a slot.
+    flat = np.random.default_rng(int(sweep.get("seed", 0))).choice(total, n, replace=False)
+    return [tuple(int(i) for i in np.unravel_index(f, sizes)) for f in flat]
+
+
+def _names(values_per_trial: list[list[tuple[str, dict[str, Any]]]]) -> list[str]:
+    """Readable, unique names: 'leaf=value' per axis, joined by commas.
+
+    The leaf of a key path ('channels' of 'model.channels') is used unless two
+    axes share it; trials that would still collide (never in grid mode) get
+    their index appended."""
+    leaves: dict[str, str] = {}
+    for trial in values_per_trial[:1]:
+        short = {axis: axis.split(".")[-1] for axis, _ in trial}
+        clash = len(set(short.values())) != len(short)
+        leaves = {a: (a if clash else s) for a, s in short.items()}
+    names = []
+    for trial in values_per_trial:
+        parts = []
+        for axis, settings in trial:
+            if list(settings) == [axis]:
+                parts.append(f"{leaves[axis]}={_name_part(settings[axis])}")
+            else:
+                parts.append(",".join(f"{k.split('.')[-1]}={_name_part(v)}"
+                                      for k, v in settings.items()))
+        names.append(",".join(parts))
+    if len(set(names)) != len(names):
+        names = [f"{n},i={i}" for i, n in enumerate(names)]
+    return names
+
+
+def expand(sweep: ConfigDict, *, check: bool = True) -> list[Trial]:
+    """The trials of a sweep config, in order.
+
+    With `check`, every trial's overrides are applied to the base config here,
+    so a misspelt axis or a value of the wrong type stops the sweep before
+    anything trains, with an error naming the axis.
+    """
+    axes = _axes(sweep)
+    shared = tuple(sweep.get("overrides", ()) or ())
+    chosen = []
+    for point in _points(sweep, axes):
+        chosen.append([(axis, _settings(axis, values[i]))
+                       for (axis, values), i in zip(axes, point)])
+    trials = []
+    for index, (name, trial) in enumerate(zip(_names(chosen), chosen)):
+        values = {k: v for _, settings in trial for k, v in settings.items()}
+        overrides = shared + tuple(f"{k}={_format_value(v)}" for k, v in values.items())
+        trials.append(Trial(index, name, values, overrides))
+    if check:
+        for trial in trials:
+            trial_config(sweep, trial)
+    return trials
+
+
+# The repository root: a base spec like 'configs/default.py' is found from here
+# when it is not relative to the working directory.
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def base_spec(sweep: ConfigDict) -> str:
+    """The sweep's base config spec, its path resolved against the cwd, else the repo root."""
+    spec = sweep.get("base")
+    if not spec:
+        raise SweepError("the sweep config sets no base config spec (e.g. 'configs/default.py')")
+    path, sep, arg = spec.partition(":")
+    if not os.path.isfile(path) and os.path.isfile(os.path.join(_ROOT, path)):
+        path = os.path.join(_ROOT, path)
+    return path + sep + arg
+
+
+def base_config(sweep: ConfigDict) -> ConfigDict:
+    spec = base_spec(sweep)
+    try:
+        config = config_lib.load_config(spec)
+        config_lib.apply_overrides(config, list(sweep.get("overrides", ()) or ()))
+    except config_lib.ConfigError as e:
+        raise SweepError(f"sweep base {spec!r} with its overrides: {e}") from None
+    return config
+
+
+def trial_config(sweep: ConfigDict, trial: Trial) -> ConfigDict:
+    """The full trainer config of one trial, loaded afresh (config files are cheap
+    to execute, and a fresh load keeps the base's typed field references)."""
+    config = base_config(sweep)
+    for key, value in trial.values.items():
+        try:
+            config_lib.apply_overrides(config, [f"{key}={_format_value(value)}"])
+        except config_lib.ConfigError as e:
+            raise SweepError(f"sweep axis key {key!r} (trial {trial.name!r}): {e}") from None
+    return config
+
+
+def load_sweep(spec: str) -> ConfigDict:
+    try:
+        return config_lib.load_config(spec)
+    except config_lib.ConfigError as e:
+        raise SweepError(str(e)) from None
+
+
+# ---------------------------------------------------------------------------
+# Running trials.
+
+def describe(config: ConfigDict) -> dict[str, int]:
+    """Parameter counts of a trial's model, from abstract shapes (nothing is allocated)."""
+    import jax
+    import flax.linen as nn
+    from vision_jax import data, train
+    info = data.dataset_info(config.data)
+    _, _, _, init_fn = train.build(config, info.num_classes, info.image_shape, 1)
+    params = nn.unbox(jax.eval_shape(init_fn, jax.random.PRNGKey(0)).params)
+    return store.parameter_counts(params, config.model.name)
+
+
+def _write_trial_file(sweepdir: str, sweep_spec: str, trial: Trial, config: ConfigDict) -> str:
+    workdir = store.trial_dir(sweepdir, trial.name)
+    os.makedirs(workdir, exist_ok=True)
+    record = {"name": trial.name, "index": trial.index, "sweep": sweep_spec,
+              "values": trial.values, "overrides": list(trial.overrides), **describe(config)}
+    with open(os.path.join(workdir, store.TRIAL_FILE), "w") as f:
+        json.dump(record, f, indent=2)
+    return workdir
+
+
+def _run_subprocess(sweep: ConfigDict, trial: Trial, workdir: str,
+                    timeout: float | None) -> None:
+    """`vision-jax train` on the trial, its output in <workdir>/train.log."""
+    cmd = [sys.executable, "-m", "vision_jax.cli", "train", f"--config={base_spec(sweep)}",
+           f"--workdir={workdir}", *(f"--config.{o}" for o in trial.overrides)]
+    with open(os.path.join(workdir, "train.log"), "a") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"`{' '.join(cmd[2:4])} ...` exited {proc.returncode}; "
+                           f"see {os.path.join(workdir, 'train.log')}")
+
+
+def run(sweep: ConfigDict, sweepdir: str, trials: Sequence[Trial], *, sweep_spec: str = "",
+        processes: int = 0, trial_timeout: float | None = None,
+        progress: bool = True) -> dict[str, list[str]]:
+    """Runs the unfinished `trials`; returns {'ran', 'skipped', 'failed'} trial names.
+
+    processes=0 trains in this process, one trial after another; N > 0 runs
+    up to N `vision-jax train` subprocesses at a time (each its own JAX
+    runtime, so a crash or timeout only loses that trial). A failed trial is
+    reported and the others go on.
+    """
+    from tqdm.auto import tqdm
+    from vision_jax import data
+
+    if trial_timeout and not processes:
+        raise SweepError("--trial-timeout needs --processes N >= 1: a trial running in this "
+                         "process cannot be stopped safely")
+    outcome: dict[str, list[str]] = {"ran": [], "skipped": [], "failed": []}
+    todo = []
+    for trial in trials:
+        if store.is_finished(store.trial_dir(sweepdir, trial.name)):
+            outcome["skipped"].append(trial.name)
+            continue
+        config = trial_config(sweep, trial)
+        # Prepared here, once per dataset variant, so that concurrent trials
+        # never race to generate the same files.
+        data.prepare(config.data)
+        todo.append((trial, config, _write_trial_file(sweepdir, sweep_spec, trial, config)))
+
+    bar = tqdm(total=len(trials), initial=len(outcome["skipped"]), unit="trial",
+               disable=not progress, dynamic_ncols=True, desc="sweep")
+
+    def finish(trial: Trial, error: BaseException | None) -> None:
+        if error is None:
+            outcome["ran"].append(trial.name)
+        else:
+            outcome["failed"].append(trial.name)
+            tqdm.write(f"[sweep] trial {trial.name} failed: {error}")
+            with open(os.path.join(store.trial_dir(sweepdir, trial.name), "error.txt"), "w") as f:
+                f.write("".join(traceback.format_exception(error)))
+        store.write(sweepdir)
+        bar.update(1)
+
+    if processes:
+        with concurrent.futures.ThreadPoolExecutor(processes) as pool:
+            futures = {pool.submit(_run_subprocess, sweep, t, w, trial_timeout): t
+                       for t, _, w in todo}
+            for future in concurrent.futures.as_completed(futures):
+                finish(futures[future], future.exception())
+    else:
+        from vision_jax import train
+        for trial, config, workdir in todo:
+            bar.set_postfix_str(trial.name)
+            try:
+                train.train(config, workdir)
+                error = None
+            except Exception as e:  # noqa: BLE001 - one bad trial must not stop the sweep
+                error = e
+            finish(trial, error)
+    bar.close()
+    store.write(sweepdir)
+    return outcome
+
+
+# ---------------------------------------------------------------------------
+# Analysis: fits and plots after the sweep.
+
+def _plain(spec: Any) -> Any:
+    return spec.to_dict() if isinstance(spec, ConfigDict) else spec
+
+
+def _as_list(spec: Any) -> list[dict]:
+    """A dict, or a list of dicts, as a list of plain dicts."""
+    spec = _plain(spec)
+    if not spec:
+        return []
+    if isinstance(spec, Mapping):
+        return [dict(spec)]
+    return [dict(_plain(s)) for s in spec]
+
+
+def _scalar(value: Any) -> float:
+    """A sweep value as a number on a plot axis: a sequence (CNN channels) by its
+    first entry, the base width its other stages are multiples of."""
+    if isinstance(value, (list, tuple)):
+        return float(value[0])
+    return float(value)
+
+
+def analyse(sweep: ConfigDict, sweepdir: str) -> dict[str, Any]:
+    """Fits and plots the finished trials into DIR/plots; writes DIR/fits.json.
+
+    fit entries: {x: column (default 'params'), y (default 'final_eval_loss'),
+    form (a vision_jax.scaling.fit form, default 'power'), groupby (optional
+    column: one fit per value, e.g. per data size), plots (extra x columns to
+    draw, each with its own fits)}.
+    plots entries: {kind: 'curves', hue: column} draws train and eval error
+    against step for every trial; {kind: 'versus', x: column, y: [columns],
+    hue: column} draws final metrics against a swept value (linear x).
+    """
+    from vision_jax.scaling import fit as fit_lib, plots
+    df = store.load(sweepdir)
+    out = os.path.join(sweepdir, "plots")
+    report: dict[str, Any] = {"trials": len(df), "fits": [], "plots": []}
+    if df.empty:
+        return report
+    for spec in _as_list(sweep.get("fit")):
+        y = spec.get("y", "final_eval_loss")
+        form = spec.get("form", "power")
+        groupby = spec.get("groupby")
+        for x in [spec.get("x", "params"), *spec.get("plots", ())]:
+            series = []
+            groups = (df.groupby(df[groupby].map(_name_part), sort=False) if groupby
+                      else [("all", df)])
+            for label, sub in groups:
+                xs = sub[x].map(_scalar).to_numpy(float)
+                ys = sub[y].to_numpy(float)
+                law = None
+                if len(np.unique(xs)) >= 3:
+                    law = fit_lib.fit_form(form, {"x": xs}, ys, x_name=x)
+                    entry = {"x": x, "y": y, "group": f"{groupby}={label}" if groupby else "all",
+                             **law.to_json()}
+                    report["fits"].append(entry)
+                    print(f"[sweep] {entry['group']}: {law.summary()}")
+                series.append({"label": f"{groupby.split('.')[-1]}={label}" if groupby else "",
+                               "x": xs, "y": ys, "fit": law})
+            report["plots"] += plots.plot_law_groups(
+                series, xlabel=x, ylabel=y, stem=os.path.join(out, f"{y}_vs_{x}"))
+    for spec in _as_list(sweep.get("plots")):
+        kind = spec.get("kind")
+        if kind == "curves":
+            report["plots"] += plots.plot_curves(
+                df, hue=spec.get("hue"), stem=os.path.join(out, spec.get("name", "curves")))
+        elif kind == "versus":
+            x = spec["x"]
+            report["plots"] += plots.plot_versus(
+                df[x].map(_scalar).to_numpy(float), {y: df[y].to_numpy(float)
+                                                     for y in spec.get("y", ("final_eval_error",))},
+                hue=None if not spec.get("hue") else df[spec["hue"]].map(_name_part).to_numpy(),
+                xlabel=spec.get("xlabel", x), logx=spec.get("logx", True),
+                stem=os.path.join(out, spec.get("name", f"versus_{x}")))
+        else:
+            raise SweepError(f"sweep plot kind {kind!r} is not valid; choose 'curves' or 'versus'")
+    with open(os.path.join(sweepdir, "fits.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    return report
+
+
+# ---------------------------------------------------------------------------
+# Command line.
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="vision-jax sweep", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True,
+                        help="sweep config, e.g. configs/scaling/demo.py[:arg]")
+    parser.add_argument("--sweepdir", required=True, help="directory of the trials and results")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="list the trials and their overrides; train nothing")
+    parser.add_argument("--only", action="append", default=[], metavar="TRIAL",
+                        help="run only this trial (by name; repeatable)")
+    parser.add_argument("--only-index", type=int, action="append", default=[], metavar="I",
+                        help="run only trial number I (0-based; repeatable), e.g. "
+                             "$SLURM_ARRAY_TASK_ID")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="run trials as up to N local `vision-jax train` subprocesses "
+                             "(default 0: in this process, one after another)")
+    parser.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
+                        help="stop a trial after this long (needs --processes); it resumes "
+                             "from its last checkpoint on the next call")
+    parser.add_argument("--analyse-only", action="store_true",
+                        help="only rebuild the results, fits and plots from finished trials")
+    parser.add_argument("--no-analysis", action="store_true",
+                        help="skip the fits and plots (e.g. in SLURM array tasks)")
+    args = parser.parse_args(argv)
+
+    try:
+        sweep = load_sweep(args.config)
+        trials = expand(sweep)
+        names = {t.name for t in trials}
+        for name in args.only:
+            if name not in names:
+                raise SweepError(f"--only {name!r} is not a trial of this sweep; "
+                                 f"trials: {sorted(names)}")
+        for i in args.only_index:
+            if not 0 <= i < len(trials):
+                raise SweepError(f"--only-index {i} is out of range: the sweep has "
+                                 f"{len(trials)} trials (0..{len(trials) - 1})")
+        if args.only or args.only_index:
+            trials = [t for t in trials if t.name in args.only or t.index in args.only_index]
+
+        if args.dry_run:
+            for t in trials:
+                done = store.is_finished(store.trial_dir(args.sweepdir, t.name))
+                print(f"{t.index:3d} {'done' if done else 'todo'}  {t.name}")
+                print(f"      {sweep.base} " + " ".join(f"--config.{o}" for o in t.overrides))
+            return 0
+        outcome = {"failed": []}
+        if not args.analyse_only:
+            start = time.perf_counter()
+            outcome = run(sweep, args.sweepdir, trials, sweep_spec=args.config,
+                          processes=args.processes, trial_timeout=args.trial_timeout)
+            print(f"[sweep] {len(outcome['ran'])} trial(s) ran, {len(outcome['skipped'])} "
+                  f"already finished, {len(outcome['failed'])} failed, in "
+                  f"{time.perf_counter() - start:.0f}s; results in "
+                  f"{os.path.join(args.sweepdir, store.RESULTS_JSONL)}")
+        if not args.no_analysis:
+            report = analyse(sweep, args.sweepdir)
+            if report["plots"]:
+                print(f"[sweep] plots in {os.path.join(args.sweepdir, 'plots')}")
+    except (SweepError, config_lib.ConfigError) as e:
+        print(f"vision-jax sweep: error: {e}", file=sys.stderr)
+        return 2
+    return 1 if outcome["failed"] else 0
