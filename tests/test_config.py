@@ -80,11 +80,18 @@ def test_budget_units():
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+RUNLOCAL = [p for p in CONFIGS if "runlocal" in open(p).read()]
+
+
+@pytest.mark.parametrize("path", CONFIGS + [p + ":runlocal" for p in RUNLOCAL],
+                         ids=lambda p: os.path.basename(p))
 def test_every_config_builds_abstractly(path):
-    """Every config loads, validates and its model initialises abstractly: none rots."""
+    """Every config (and its runlocal switch) loads, validates and its model
+    initialises abstractly: none rots."""
     c = config_lib.load_config(path)
     config_lib.validate(c, num_devices=8)
+    if path.endswith(":runlocal"):  # a laptop run uses the built-in data and its splits
+        assert (c.data.name, c.data.train_split, c.data.eval_split) == ("shapes", "train", "test")
     image = (c.data.image_size, c.data.image_size, 3)
     model = models.build_model(c.model, num_classes=10)
     shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0),

@@ -121,6 +121,7 @@ def small_image_recipe(c: ConfigDict, dataset: str, *, epochs: float = 30.0) -> 
 def shrink_for_local(c: ConfigDict) -> ConfigDict:
     """The `runlocal` switch: a few steps on a small `shapes` set, on any laptop."""
     c.data.name = "shapes"
+    c.data.train_split, c.data.eval_split = "train", "test"
     c.data.image_size = c.data.shapes.resolution
     c.data.shapes.train_size, c.data.shapes.test_size = 1024, 256
     c.total_steps, c.total_epochs, c.total_examples = 20, -1.0, -1
