@@ -16,7 +16,12 @@ Result on ImageNet: not run here (needs an accelerator and the prepared
 dataset). Throughput: see `vision-jax bench --config=configs/vit.py:B/16` in
 the README. On `shapes` (32x32, patch 4):
 
-RESULT_PENDING
+not run to completion here. A narrowed ViT-Ti/4 (width 64, depth 4, 4 heads,
+mlp 256, gap pooling, sin-cos positions; 203,720 parameters) learns more
+slowly than a CNN on `shapes`: 23% training accuracy after 300 steps of 128
+(2026-11-23, 2-core CPU shared with other jobs, ~180 images/s), when the run
+was stopped; in notebooks/course_walkthrough.ipynb's short setting (400 steps
+of 32 on 4,000 scenes) it reaches 17.0% against the CNN's 32.8%.
 """
 
 import ml_collections
