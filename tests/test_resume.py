@@ -125,3 +125,24 @@ def test_two_processes_train_checkpoint_and_resume(data_dir, tmp_path):
     rows = metrics.read_metrics(str(workdir), "train")
     assert [r["step"] for r in rows] == list(range(1, 21))
     assert rows[-1]["loss"] < rows[0]["loss"]
+
+
+def test_init_from_loads_parameters_only(data_dir, tmp_path):
+    """init_from starts a new run (step 0, fresh optimizer) from another run's parameters."""
+    src = tiny_config("mlp.py:hidden=64x64", data_dir, "total_steps=5", "batch_size=32",
+                      "checkpoint.every_steps=5")
+    train.train(src, str(tmp_path / "src"))
+    dst = tiny_config("mlp.py:hidden=64x64", data_dir, "total_steps=2", "batch_size=32",
+                      "checkpoint.every_steps=2", "optimizer.learning_rate=0.0",
+                      "schedule.name=constant", "optimizer.weight_decay=0.0",
+                      f"init_from={tmp_path / 'src' / 'checkpoints'}")
+    train.train(dst, str(tmp_path / "dst"))
+    info = data.dataset_info(src.data)
+    _, _, _, init_fn = train.build(src, info.num_classes, info.image_shape, 5)
+    abstract = train.state_shardings(init_fn, sharding.make_mesh(dict(src.mesh)),
+                                     sharding.rules_from_config(None), 0)[0]
+    _, a, _, _ = ckpt_lib.Checkpointer(str(tmp_path / "src" / "checkpoints")).restore(abstract)
+    _, b, _, _ = ckpt_lib.Checkpointer(str(tmp_path / "dst" / "checkpoints")).restore(abstract)
+    assert int(b.step) == 2  # a new run, not a resumed one
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):  # lr 0: unchanged
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
