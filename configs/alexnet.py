@@ -1,6 +1,6 @@
 """AlexNet (Krizhevsky et al. 2012; torchvision's one-tower variant).
 
-Arguments: width_multiplier=X (default 1.0), dataset=NAME (default
+Arguments: width_mult=X (default 1.0), dataset=NAME (default
 imagenet2012; other datasets are taken at 32x32 with the 3x3 'cifar' stem),
 runlocal.
 
@@ -17,7 +17,7 @@ On `shapes`:
 smoke run only (20 steps, batch 64, 1,024 training scenes), which checks that it
 trains end to end, not what it reaches:
 
-    vision-jax train --config=configs/alexnet.py:width_multiplier=0.25,dataset=shapes,runlocal --workdir=workdirs/alexnet_local
+    vision-jax train --config=configs/alexnet.py:width_mult=0.25,dataset=shapes,runlocal --workdir=workdirs/alexnet_local
 
 3,571,672 params; train loss 2.08, eval accuracy 13.3%; 110 s wall (40 s compile); 2 shared CPU cores, XLA CPU backend. A full run: not run here.
 """
@@ -27,12 +27,12 @@ from vision_jax.config import (
 
 
 def get_config(arg=None):
-    a = parse_arg(arg, width_multiplier=1.0, dataset="imagenet2012", runlocal=False)
+    a = parse_arg(arg, width_mult=1.0, dataset="imagenet2012", runlocal=False)
     c = base_config()
     c.data.name = a.dataset
     imagenet = a.dataset == "imagenet2012"
     c.model = dict(name="alexnet", stem="imagenet" if imagenet else "cifar",
-                   width_multiplier=a.width_multiplier, dropout=0.5)
+                   width_mult=a.width_mult, dropout=0.5)
     if imagenet:
         imagenet_recipe(c, batch_size=256, epochs=90.0)
         c.optimizer.name = "momentum"

@@ -1,6 +1,6 @@
 """GoogLeNet / Inception v1 (Szegedy et al. 2015; torchvision's layout with batch norm).
 
-Arguments: width_multiplier=X (default 1.0), aux (the two auxiliary heads;
+Arguments: width_mult=X (default 1.0), aux (the two auxiliary heads;
 their logits are sown, the trainer's loss uses the main head only),
 dataset=NAME (default imagenet2012; the same network runs at 32x32, where its
 ceil-mode pools end on a 1x1 map), runlocal.
@@ -18,7 +18,7 @@ On `shapes`:
 smoke run only (20 steps, batch 64, 1,024 training scenes), which checks that it
 trains end to end, not what it reaches:
 
-    vision-jax train --config=configs/googlenet.py:width_multiplier=0.25,dataset=shapes,runlocal --workdir=workdirs/googlenet_local
+    vision-jax train --config=configs/googlenet.py:width_mult=0.25,dataset=shapes,runlocal --workdir=workdirs/googlenet_local
 
 356,544 params; train loss 2.41, eval loss 35.4 (BN running statistics after 20 steps), eval accuracy 13.3%; 455 s wall (210 s compile); 2 shared CPU cores, XLA CPU backend. A full run: not run here.
 """
@@ -28,12 +28,12 @@ from vision_jax.config import (
 
 
 def get_config(arg=None):
-    a = parse_arg(arg, width_multiplier=1.0, aux=False, dataset="imagenet2012",
+    a = parse_arg(arg, width_mult=1.0, aux=False, dataset="imagenet2012",
                   runlocal=False)
     c = base_config()
     c.data.name = a.dataset
     imagenet = a.dataset == "imagenet2012"
-    c.model = dict(name="googlenet", width_multiplier=a.width_multiplier, aux_logits=a.aux)
+    c.model = dict(name="googlenet", width_mult=a.width_mult, aux_logits=a.aux)
     c.optimizer.name = "nesterov"
     c.optimizer.momentum = 0.9
     c.optimizer.grad_clip_norm = 0.0

@@ -1,6 +1,6 @@
 """VGG-11/13/16/19 (Simonyan & Zisserman 2015), with or without batch norm.
 
-Arguments: depth (default 16), bn (batch norm), width_multiplier=X (default
+Arguments: depth (default 16), bn (batch norm), width_mult=X (default
 1.0), dataset=NAME (default imagenet2012; shapes/cifar10 train at 32x32, where
 the adaptive pool repeats the 1x1 map to 7x7), runlocal.
 
@@ -18,7 +18,7 @@ On `shapes` at 32x32, a short run at 1/8 width (VGG-11-BN, 2.2M parameters):
 smoke run only (20 steps, batch 64, 1,024 training scenes), which checks that it
 trains end to end, not what it reaches:
 
-    vision-jax train --config=configs/vgg.py:11,bn,width_multiplier=0.125,dataset=shapes,runlocal --workdir=workdirs/vgg_local
+    vision-jax train --config=configs/vgg.py:11,bn,width_mult=0.125,dataset=shapes,runlocal --workdir=workdirs/vgg_local
 
 2,018,152 params; train loss 2.13, eval accuracy 14.8%; 125 s wall (41 s compile); 2 shared CPU cores, XLA CPU backend. A full run: not run here.
 """
@@ -28,13 +28,13 @@ from vision_jax.config import (
 
 
 def get_config(arg=None):
-    a = parse_arg(arg, depth=16, bn=False, width_multiplier=1.0, dataset="imagenet2012",
+    a = parse_arg(arg, depth=16, bn=False, width_mult=1.0, dataset="imagenet2012",
                   runlocal=False)
     c = base_config()
     c.data.name = a.dataset
     imagenet = a.dataset == "imagenet2012"
     c.model = dict(name="vgg", depth=a.depth, batch_norm=a.bn,
-                   width_multiplier=a.width_multiplier, dropout=0.5)
+                   width_mult=a.width_mult, dropout=0.5)
     if imagenet:
         imagenet_recipe(c, batch_size=256, epochs=90.0)
         c.optimizer.name = "momentum"

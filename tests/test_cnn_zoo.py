@@ -149,9 +149,9 @@ def test_ceil_mode_max_pool_sizes():
 # Widths small enough for CPU compiles; FSDP still finds axes that 8 divides.
 TINY_OPTIONS = {
     "lenet": ("lenet", {}),
-    "alexnet": ("alexnet", dict(stem="cifar", width_multiplier=1 / 16)),
-    "vgg": ("vgg", dict(depth=11, batch_norm=True, width_multiplier=1 / 16)),
-    "googlenet": ("googlenet", dict(width_multiplier=1 / 8)),
+    "alexnet": ("alexnet", dict(stem="cifar", width_mult=1 / 16)),
+    "vgg": ("vgg", dict(depth=11, batch_norm=True, width_mult=1 / 16)),
+    "googlenet": ("googlenet", dict(width_mult=1 / 8)),
     "resnext": ("resnet", dict(depth=50, width=8, groups=4, width_per_group=32, stem="cifar")),
 }
 CLASSES = {**FAMILIES, "resnet": ResNet}
@@ -268,7 +268,7 @@ def test_one_train_step_dp_and_fsdp(key, registered, tmp_path):
     (LeNet, dict(pool="median"), ["pool", "avg", "max"]),
     (LeNet, dict(activation="swish"), ["activation", "tanh", "relu"]),
     (AlexNet, dict(stem="tiny"), ["stem", "imagenet", "cifar"]),
-    (AlexNet, dict(width_multiplier=0), ["width_multiplier"]),
+    (AlexNet, dict(width_mult=0), ["width_mult"]),
     (VGG, dict(depth=15), ["depth", "11", "13", "16", "19"]),
     (VGG, dict(dropout=1.5), ["dropout"]),
     (GoogLeNet, dict(branch3_kernel=7), ["branch3_kernel", "3", "5"]),

@@ -13,7 +13,6 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from vision_jax import sharding, train
@@ -257,7 +256,7 @@ def test_one_train_step_data_parallel_and_fsdp(family, config, monkeypatch):
         _, shardings = train.state_shardings(init_fn, mesh, rules, seed=0)
         # Created once, in the first layout; moved (not re-initialised) into the second.
         state = (train.init_state(init_fn, shardings, seed=0) if state is None
-                 else jax.device_put(start, shardings))
+                 else jax.device_put(state, shardings))
         start = state
         batch = train.global_batch(local, mesh, rules)
         new_state, metrics = jax.jit(step, in_shardings=(shardings, sharding.batch_sharding(

@@ -28,7 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vision_jax.models.layers import boxed, check_choice, check_positive, check_rate
+from vision_jax.models.layers import (
+    boxed, check_choice, check_multiplier, check_positive, check_rate)
 
 
 class ConvSpec(NamedTuple):
@@ -92,26 +93,20 @@ def scaled(channels: int, multiplier: float) -> int:
     return max(1, round(channels * multiplier))
 
 
-def check_multiplier(owner: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{owner}: width_multiplier={value!r} must be a positive number "
-                         "(1.0 is the published width)")
-
-
 class AlexNet(nn.Module):
     """AlexNet classifier.
 
     Attributes:
       stem: 'imagenet' (11x11 stride-4 first convolution, for ~224px inputs)
         or 'cifar' (3x3 stride 1, for 32px inputs).
-      width_multiplier: scales every convolution and the 4096-unit hidden
+      width_mult: scales every convolution and the 4096-unit hidden
         layers (1.0 is the published model).
       dropout: rate before each hidden dense layer (0.5 in the paper).
     """
 
     num_classes: int
     stem: str = "imagenet"
-    width_multiplier: float = 1.0
+    width_mult: float = 1.0
     dropout: float = 0.5
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
@@ -120,7 +115,7 @@ class AlexNet(nn.Module):
         owner = type(self).__name__
         check_positive(owner, "num_classes", self.num_classes)
         check_choice(owner, "stem", self.stem, STEMS)
-        check_multiplier(owner, self.width_multiplier)
+        check_multiplier(owner, "width_mult", self.width_mult)
         check_rate(owner, "dropout", self.dropout)
         super().__post_init__()
 
@@ -129,7 +124,7 @@ class AlexNet(nn.Module):
         specs = FEATURES if self.stem == "imagenet" else (CIFAR_STEM, *FEATURES[1:])
         x = images.astype(self.dtype)
         for i, spec in enumerate(specs):
-            x = nn.Conv(scaled(spec.features, self.width_multiplier),
+            x = nn.Conv(scaled(spec.features, self.width_mult),
                         (spec.kernel, spec.kernel), spec.stride, padding=spec.padding,
                         dtype=self.dtype, param_dtype=self.param_dtype,
                         kernel_init=boxed(CONV_INIT, None, None, "conv_in", "conv_out"),
@@ -140,7 +135,7 @@ class AlexNet(nn.Module):
                 x = nn.max_pool(x, (3, 3), strides=(2, 2))
         x = adaptive_avg_pool(x, POOL_SIZE).reshape(x.shape[0], -1)
 
-        hidden = scaled(HIDDEN, self.width_multiplier)
+        hidden = scaled(HIDDEN, self.width_mult)
 
         def dense(features, names, name):
             return nn.Dense(features, dtype=self.dtype, param_dtype=self.param_dtype,

@@ -81,12 +81,6 @@ def drop_path_rates(num_blocks: int, max_rate: float) -> list[float]:
     return [max_rate * i / num_blocks for i in range(num_blocks)]
 
 
-def check_multiplier(owner: str, option: str, value: Any) -> None:
-    """A width/depth multiplier: a positive number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{owner}: {option}={value!r} must be a positive number, e.g. 1.0")
-
-
 def conv_and_norm(*, train: bool, momentum: float, epsilon: float, dtype: Any,
                   param_dtype: Any) -> tuple[Callable[..., nn.Module], Callable[..., nn.Module]]:
     """Bias-free convolution and batch-norm factories shared by a whole network.

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 
 from vision_jax.models import blocks
 from vision_jax.models.blocks import ClassifierHead, ConvBN, InvertedResidual, make_divisible
-from vision_jax.models.layers import check_choice, check_positive, check_rate
+from vision_jax.models.layers import check_choice, check_multiplier, check_positive, check_rate
 
 # Tan & Le 2019, Table 1: B0 stages as (expansion, kernel, stride, output
 # channels, repeats), after a 3x3/2 stem with 32 channels; a 1x1 head conv to
@@ -138,7 +138,7 @@ class EfficientNet(nn.Module):
         check_choice(owner, "variant", self.variant, VARIANTS)
         for option in ("width_mult", "depth_mult"):
             if getattr(self, option) is not None:
-                blocks.check_multiplier(owner, option, getattr(self, option))
+                check_multiplier(owner, option, getattr(self, option))
         if self.dropout is not None:
             check_rate(owner, "dropout", self.dropout)
         check_rate(owner, "stochastic_depth", self.stochastic_depth)

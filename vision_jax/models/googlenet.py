@@ -32,8 +32,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vision_jax.models.alexnet import adaptive_avg_pool, check_multiplier, scaled
-from vision_jax.models.layers import boxed, check_choice, check_positive, check_rate
+from vision_jax.models.alexnet import adaptive_avg_pool, scaled
+from vision_jax.models.layers import (
+    boxed, check_choice, check_multiplier, check_positive, check_rate)
 
 
 class Inception(NamedTuple):
@@ -127,7 +128,7 @@ class GoogLeNet(nn.Module):
     """GoogLeNet classifier.
 
     Attributes:
-      width_multiplier: scales every convolution (1.0 is the published model);
+      width_mult: scales every convolution (1.0 is the published model);
         the auxiliary heads' 128/1024 widths scale with it.
       dropout: rate before the final dense layer (0.2 in torchvision; the
         paper used 0.4).
@@ -138,7 +139,7 @@ class GoogLeNet(nn.Module):
     """
 
     num_classes: int
-    width_multiplier: float = 1.0
+    width_mult: float = 1.0
     dropout: float = 0.2
     aux_logits: bool = False
     aux_dropout: float = 0.7
@@ -150,7 +151,7 @@ class GoogLeNet(nn.Module):
     def __post_init__(self):
         owner = type(self).__name__
         check_positive(owner, "num_classes", self.num_classes)
-        check_multiplier(owner, self.width_multiplier)
+        check_multiplier(owner, "width_mult", self.width_mult)
         check_rate(owner, "dropout", self.dropout)
         check_choice(owner, "aux_logits", self.aux_logits, (False, True))
         check_rate(owner, "aux_dropout", self.aux_dropout)
@@ -168,7 +169,7 @@ class GoogLeNet(nn.Module):
             epsilon=1e-3, dtype=self.dtype, param_dtype=self.param_dtype,
             scale_init=boxed(nn.initializers.ones, "norm"),
             bias_init=boxed(nn.initializers.zeros, "norm"))
-        m = self.width_multiplier
+        m = self.width_mult
 
         def conv_bn(features, kernel, stride=1, *, name):
             return ConvBN(scaled(features, m), kernel, stride, conv=conv, norm=norm, name=name)
@@ -200,7 +201,7 @@ class GoogLeNet(nn.Module):
         dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=self.param_dtype)
         x = adaptive_avg_pool(x, (4, 4))
         x = conv_bn(128, 1, name=f"{name}_conv")(x).reshape(x.shape[0], -1)
-        x = nn.relu(dense(scaled(1024, self.width_multiplier),
+        x = nn.relu(dense(scaled(1024, self.width_mult),
                           kernel_init=boxed(_INIT, "embed", "mlp"),
                           bias_init=boxed(nn.initializers.zeros, "mlp"), name=f"{name}_fc1")(x))
         x = nn.Dropout(self.aux_dropout, deterministic=not train)(x)

@@ -49,6 +49,12 @@ def check_positive(owner: str, option: str, value: Any) -> None:
         raise ValueError(f"{owner}: {option}={value!r} must be a positive integer")
 
 
+def check_multiplier(owner: str, option: str, value: Any) -> None:
+    """A width or depth multiplier: a positive number (1.0 is the published size)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{owner}: {option}={value!r} must be a positive number, e.g. 1.0")
+
+
 def check_rate(owner: str, option: str, value: Any) -> None:
     if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise ValueError(f"{owner}: {option}={value!r} must be a probability in [0, 1)")

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from vision_jax.models import blocks
 from vision_jax.models.blocks import ClassifierHead, ConvBN, InvertedResidual, make_divisible
-from vision_jax.models.layers import check_choice, check_positive, check_rate
+from vision_jax.models.layers import check_choice, check_multiplier, check_positive, check_rate
 
 # Howard et al. 2017, Table 1: after a 3x3/2 stem with 32 channels, 13
 # depthwise-separable blocks as (output channels, stride). The paper's table
@@ -84,7 +84,7 @@ V3_VARIANTS: dict[str, dict[str, Any]] = {
 def _check_common(module: nn.Module) -> str:
     owner = type(module).__name__
     check_positive(owner, "num_classes", module.num_classes)
-    blocks.check_multiplier(owner, "width_mult", module.width_mult)
+    check_multiplier(owner, "width_mult", module.width_mult)
     check_rate(owner, "dropout", module.dropout)
     if not 0.0 <= module.bn_momentum < 1.0:
         raise ValueError(f"{owner}: bn_momentum={module.bn_momentum!r} must lie in [0, 1)")

@@ -25,8 +25,9 @@ import jax
 import jax.numpy as jnp
 
 from vision_jax.models.alexnet import (
-    CONV_INIT, DENSE_INIT, adaptive_avg_pool, check_multiplier, scaled)
-from vision_jax.models.layers import boxed, check_choice, check_positive, check_rate
+    CONV_INIT, DENSE_INIT, adaptive_avg_pool, scaled)
+from vision_jax.models.layers import (
+    boxed, check_choice, check_multiplier, check_positive, check_rate)
 
 # Channels of the five stages and, per depth, convolutions per stage
 # (Simonyan & Zisserman 2015, Table 1: A = 11, B = 13, D = 16, E = 19 layers).
@@ -47,7 +48,7 @@ class VGG(nn.Module):
     Attributes:
       depth: one of DEPTHS (weight layers: convolutions + 3 dense).
       batch_norm: batch norm after every convolution (torchvision's `_bn` models).
-      width_multiplier: scales every convolution and the hidden dense layers.
+      width_mult: scales every convolution and the hidden dense layers.
       dropout: rate after each hidden dense layer (0.5 in the paper).
       bn_momentum: running-average decay (torchvision's momentum=0.1 is 0.9 here).
     """
@@ -55,7 +56,7 @@ class VGG(nn.Module):
     num_classes: int
     depth: int = 16
     batch_norm: bool = False
-    width_multiplier: float = 1.0
+    width_mult: float = 1.0
     dropout: float = 0.5
     bn_momentum: float = 0.9
     dtype: Any = jnp.float32
@@ -66,7 +67,7 @@ class VGG(nn.Module):
         check_positive(owner, "num_classes", self.num_classes)
         check_choice(owner, "depth", self.depth, DEPTHS)
         check_choice(owner, "batch_norm", self.batch_norm, (False, True))
-        check_multiplier(owner, self.width_multiplier)
+        check_multiplier(owner, "width_mult", self.width_mult)
         check_rate(owner, "dropout", self.dropout)
         check_rate(owner, "bn_momentum", self.bn_momentum)
         super().__post_init__()
@@ -77,7 +78,7 @@ class VGG(nn.Module):
         for stage, (width, convs) in enumerate(zip(STAGE_WIDTHS, DEPTHS[self.depth])):
             for i in range(convs):
                 name = f"stage{stage + 1}_conv{i + 1}"
-                x = nn.Conv(scaled(width, self.width_multiplier), (3, 3), padding=1,
+                x = nn.Conv(scaled(width, self.width_mult), (3, 3), padding=1,
                             dtype=self.dtype, param_dtype=self.param_dtype,
                             kernel_init=boxed(CONV_INIT, None, None, "conv_in", "conv_out"),
                             bias_init=boxed(nn.initializers.zeros, "conv_out"), name=name)(x)
@@ -91,7 +92,7 @@ class VGG(nn.Module):
             x = nn.max_pool(x, (2, 2), strides=(2, 2))
         x = adaptive_avg_pool(x, POOL_SIZE).reshape(x.shape[0], -1)
 
-        hidden = scaled(HIDDEN, self.width_multiplier)
+        hidden = scaled(HIDDEN, self.width_mult)
 
         def dense(features, names, name):
             return nn.Dense(features, dtype=self.dtype, param_dtype=self.param_dtype,
