@@ -12,7 +12,6 @@ forward) and MFU where the device's peak is known.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import time
@@ -42,11 +41,8 @@ def bench(config, *, steps: int = 20, warmup: int = 3, num_classes: int = 1000,
     local = {"image": rng.standard_normal((local_batch, *shape), dtype=np.float32),
              "label": rng.integers(0, num_classes, local_batch).astype(np.int32)}
     batch = train.global_batch(local, mesh, rules)
-    step_fn = jax.jit(
-        functools.partial(train.train_step, model=model, tx=tx, schedule=schedule,
-                          num_classes=num_classes, grad_accum_steps=config.grad_accum_steps),
-        in_shardings=(shardings, sharding.batch_sharding(mesh, rules)),
-        out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=0)
+    step_fn = train.make_train_step_fn(config, model, tx, schedule, num_classes, shardings,
+                                       mesh, rules)
 
     t0 = time.perf_counter()
     compiled = step_fn.lower(state, batch).compile()

@@ -215,6 +215,17 @@ def _resume(config, ckpt, abstract, log_fn):
     return None
 
 
+def make_train_step_fn(config: ConfigDict, model, tx, schedule, num_classes: int, shardings,
+                       mesh, rules):
+    """The config's train step, jitted with explicit shardings and the state donated."""
+    return jax.jit(
+        functools.partial(train_step, model=model, tx=tx, schedule=schedule,
+                          num_classes=num_classes, label_smoothing=config.label_smoothing,
+                          grad_accum_steps=config.grad_accum_steps, loss=config.loss),
+        in_shardings=(shardings, sharding.batch_sharding(mesh, rules)),
+        out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=0)
+
+
 def make_eval_fn(model, num_classes: int, loss: str, shardings, mesh, rules):
     return jax.jit(functools.partial(eval_step, model=model, num_classes=num_classes, loss=loss),
                    in_shardings=(shardings, sharding.batch_sharding(mesh, rules)),
@@ -303,14 +314,8 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
     writer = metrics_lib.MetricWriter(workdir, active=is_main)
     writer.truncate_after(start_step)
 
-    batch_spec = sharding.batch_sharding(mesh, rules)
-    repl = sharding.replicated(mesh)
-    step_fn = jax.jit(
-        functools.partial(train_step, model=model, tx=tx, schedule=schedule,
-                          num_classes=info.num_classes, label_smoothing=config.label_smoothing,
-                          grad_accum_steps=config.grad_accum_steps, loss=config.loss),
-        in_shardings=(shardings, batch_spec), out_shardings=(shardings, repl),
-        donate_argnums=0)
+    step_fn = make_train_step_fn(config, model, tx, schedule, info.num_classes, shardings,
+                                 mesh, rules)
     eval_fn = make_eval_fn(model, info.num_classes, config.loss, shardings, mesh, rules)
 
     # Compile before spending: the first batch fixes shapes; log memory use.
