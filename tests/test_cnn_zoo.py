@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from vision_jax import flops, models, sharding, train
-from vision_jax.models.alexnet import AlexNet, adaptive_avg_pool
+from vision_jax.models.alexnet import AlexNet
+from vision_jax.models.layers import adaptive_avg_pool
 from vision_jax.models.googlenet import GoogLeNet, max_pool_ceil
 from vision_jax.models.lenet import LeNet
 from vision_jax.models.resnet import RESNEXTS, ResNet

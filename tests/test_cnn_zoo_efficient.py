@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vision_jax import sharding, train
+from vision_jax import flops, sharding, train
 from vision_jax.models import blocks, efficientnet, regnet
 from vision_jax.models.efficientnet import EfficientNet
 from vision_jax.models.mobilenet import MobileNetV1, MobileNetV2, MobileNetV3
@@ -29,7 +29,7 @@ NUM_CLASSES = 10
 def num_params(model, shape=(1, 224, 224, 3)) -> int:
     variables = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0),
                                jax.ShapeDtypeStruct(shape, jnp.float32))
-    return sum(x.size for x in jax.tree.leaves(variables["params"]))
+    return flops.count_params(variables["params"])
 
 
 # --- Published parameter counts (224x224x3, 1000 classes) ---------------------

@@ -1,13 +1,14 @@
 """Config loading, overrides and validation: bad configs stop with clear errors."""
 
+import argparse
 import glob
 import os
 
 import jax
+import numpy as np
 import pytest
 
 from vision_jax import config as config_lib
-from vision_jax import models
 from vision_jax.config import ConfigError
 
 from helpers import ROOT, config_path, run_cli
@@ -79,6 +80,63 @@ def test_impossible_combinations_are_rejected(overrides, needle):
         config_lib.validate(c, num_devices=8)
 
 
+@pytest.mark.parametrize("argv, needle", [
+    # Gradient ascent, not a typo to train with.
+    (["mlp.py", "--config.optimizer.learning_rate=-1"],
+     r"config.optimizer.learning_rate=-1.0 is negative"),
+    (["mlp.py", "--config.optimizer.weight_decay=-0.1"], r"config.optimizer.weight_decay=-0.1"),
+    # 0 is not 'unset': default.py counts examples, and 0 steps must not fall back to them.
+    (["default.py", "--config.total_steps=0"], r"config.total_steps=0 must be positive"),
+    (["default.py", "--config.total_epochs=-2"], r"config.total_epochs=-2.0 must be positive"),
+    # An unknown ViT size stops at validation, before the dataset is looked at.
+    (["vit.py:Z/16"], r"config.model is not valid: ViT: variant='Z/16'.*'Ti', 'S'"),
+    (["vit.py:B/16", "--config.model.pool=max"], r"config.model is not valid: .*pool='max'"),
+])
+def test_bad_inputs_stop_before_compute_naming_the_key(argv, needle):
+    config, _ = config_lib.parse_config_args(
+        [f"--config={config_path(argv[0])}", "--workdir=/nonexistent", *argv[1:]], "test")
+    with pytest.raises(ConfigError, match=needle):
+        config_lib.validate(config, num_devices=8)
+
+
+def test_a_learning_rate_of_zero_is_allowed():  # it freezes the weights (tests rely on it)
+    config, _ = config_lib.parse_config_args(
+        [f"--config={config_path('mlp.py')}", "--workdir=w",
+         "--config.optimizer.learning_rate=0.0"], "test")
+    config_lib.validate(config, num_devices=8)
+
+
+def test_parse_config_args(capsys):
+    def extra(parser):
+        parser.add_argument("--steps", type=int, default=3)
+
+    argv = [f"--config={config_path('vit.py')}:S/16,dataset=shapes", "--workdir=runs/a",
+            "--config.batch_size=64", "--steps=5", "--config.model.pool=gap"]
+    config, flags = config_lib.parse_config_args(argv, "vision-jax test", extra=extra)
+    assert (config.model.variant, config.batch_size, config.model.pool) == ("S/16", 64, "gap")
+    assert (flags.workdir, flags.steps, flags.overrides) == (
+        "runs/a", 5, ["batch_size=64", "model.pool=gap"])
+    assert flags.config.endswith("vit.py:S/16,dataset=shapes")
+    # A parent parser works as well; without needs_workdir there is no --workdir.
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--json", action="store_true")
+    config, flags = config_lib.parse_config_args(
+        [argv[0], "--json"], "vision-jax test", extra=parent, needs_workdir=False)
+    assert flags.json and flags.workdir is None and flags.overrides == []
+    for bad in ([argv[0]],                                  # --workdir missing
+                [argv[0], "--workdir=w", "--config.batch_size", "64"],   # not KEY=VALUE
+                [argv[0], "--workdir=w", "--stpes=5"]):      # a typo
+        with pytest.raises(SystemExit) as e:
+            config_lib.parse_config_args(bad, "vision-jax test", extra=extra)
+        assert e.value.code == 2
+    assert "unrecognised arguments: --stpes=5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        config_lib.parse_config_args([argv[0], "--workdir=w"], "vision-jax test",
+                                     needs_workdir=False)
+    with pytest.raises(ConfigError, match="unknown config key 'config.optimizer.lr'"):
+        config_lib.parse_config_args([argv[0], "--workdir=w", "--config.optimizer.lr=1"], "t")
+
+
 def test_budget_units():
     c = config_lib.load_config(config_path("mlp.py"))
     c.total_epochs, c.batch_size = 2.0, 100
@@ -105,11 +163,12 @@ def test_every_config_builds_abstractly(path):
     config_lib.validate(c, num_devices=8)
     if path.endswith(":runlocal"):  # a laptop run uses the built-in data and its splits
         assert (c.data.name, c.data.train_split, c.data.eval_split) == ("shapes", "train", "test")
-    image = (c.data.image_size, c.data.image_size, 3)
-    model = models.build_model(c.model, num_classes=10)
-    shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0),
-                                               jax.numpy.zeros((1, *image)), train=False))
-    assert "params" in shapes
+    from vision_jax import data, train
+    info = data.DatasetInfo(name="synthetic", num_classes=10,
+                            image_shape=(c.data.image_size, c.data.image_size, 3),
+                            split_sizes={c.data.train_split: 50_000})
+    state = train.setup(c, info=info).abstract  # the task's models and optimizers, abstractly
+    assert jax.tree.leaves(state.params) and int(np.prod(state.step.shape)) == 1
 
 
 def test_cli_reports_bad_config_without_traceback(tmp_path):

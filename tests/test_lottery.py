@@ -34,10 +34,8 @@ def mlp_config(data_dir, *overrides):
 
 def restore_state(config, workdir, step=None):
     """The saved TrainState of a run (its newest step unless `step`)."""
-    info = data.dataset_info(config.data)
-    _, _, _, init_fn = train.build(config, info.num_classes, info.image_shape, 1)
     mesh = sharding.make_mesh(dict(config.mesh))
-    abstract = train.state_shardings(init_fn, mesh, sharding.rules_from_config(None), 0)[0]
+    abstract = train.setup(config, mesh, sharding.rules_from_config(None)).abstract
     found = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints")).restore(abstract, step)
     return abstract, found[1]
 

@@ -17,6 +17,7 @@ import pytest
 
 from vision_jax import flops, sharding
 from vision_jax.models import MODELS, build_model
+from vision_jax.models import layers
 from vision_jax.models import vit as vit_lib
 
 NUM_CLASSES = 10
@@ -113,6 +114,19 @@ def test_vit_variant_table_matches_papers():
         "g": (1408, 40, 6144, 16), "G": (1664, 48, 8192, 16)}
     table = {k: (v.width, v.depth, v.mlp_dim, v.num_heads) for k, v in vit_lib.VARIANTS.items()}
     assert table == published
+
+
+def test_patchify_and_unpatchify():
+    x = jnp.arange(2 * 8 * 12 * 3, dtype=jnp.float32).reshape(2, 8, 12, 3)
+    tokens = layers.patchify(x, 4)
+    # The 4x4 patches, row-major, each flattened (row, column, channel).
+    reference = x.reshape(2, 2, 4, 3, 4, 3).transpose(0, 1, 3, 2, 4, 5).reshape(2, 6, 48)
+    np.testing.assert_array_equal(tokens, reference)
+    np.testing.assert_array_equal(tokens[:, 1], x[:, :4, 4:8].reshape(2, -1))
+    np.testing.assert_array_equal(layers.unpatchify(tokens, 8, 4), x)
+    # p = 1: the positions of a feature map as tokens (the ViT's embedding), as a reshape.
+    np.testing.assert_array_equal(layers.patchify(x), x.reshape(2, 96, 3))
+    np.testing.assert_array_equal(layers.unpatchify(layers.patchify(x), 8), x)
 
 
 # --- Forward passes ----------------------------------------------------------

@@ -1,5 +1,6 @@
 """Preemption and checkpoints: SIGKILL and resume, corrupt steps, other meshes, two processes."""
 
+import json
 import os
 import shutil
 import signal
@@ -11,11 +12,13 @@ import jax
 import numpy as np
 import pytest
 
-from vision_jax import checkpoint as ckpt_lib, data, metrics, sharding, train
+from vision_jax import checkpoint as ckpt_lib, metrics, sample, sharding, train
 
 from helpers import ROOT, TINY_SHAPES, config_path, run_cli, tiny_config
 
-COMPARED = ("loss", "accuracy", "grad_norm", "learning_rate")
+COMPARED = ("loss", "accuracy", "grad_norm", "learning_rate",
+            # the GAN's two groups (absent for the classifier)
+            "loss_discriminator", "loss_generator", "grad_norm_generator", "d_real", "d_fake")
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +26,12 @@ def data_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("tfds"))
 
 
-def train_args(workdir, data_dir, steps=40, extra=()):
-    return ["train", f"--config={config_path('mlp.py')}:hidden=64x64", f"--workdir={workdir}",
+# A classifier, and a GAN (two models, two optimizers, an EMA of the parameters).
+RUNS = {"mlp": f"{config_path('mlp.py')}:hidden=64x64", "gan": config_path("gan.py")}
+
+
+def train_args(workdir, data_dir, steps=40, extra=(), run="mlp"):
+    return ["train", f"--config={RUNS[run]}", f"--workdir={workdir}",
             f"--config.data.data_dir={data_dir}", "--config.progress_bar=False",
             *[f"--config.{o}" for o in TINY_SHAPES],
             f"--config.total_steps={steps}", "--config.batch_size=32",
@@ -37,12 +44,13 @@ def compared(workdir):
     return [(r["step"], r["split"], *[r.get(k) for k in COMPARED]) for r in rows]
 
 
-def test_sigkill_then_resume_reproduces_uninterrupted_run(data_dir, tmp_path):
-    run_cli(train_args(tmp_path / "straight", data_dir))
+@pytest.mark.parametrize("run", ["mlp", "gan"])
+def test_sigkill_then_resume_reproduces_uninterrupted_run(data_dir, tmp_path, run):
+    run_cli(train_args(tmp_path / "straight", data_dir, run=run))
     killed = tmp_path / "killed"
     env = dict(os.environ)  # conftest's XLA flags: 8 devices, as run_cli uses
     proc = subprocess.Popen([sys.executable, "-m", "vision_jax.cli",
-                             *train_args(killed, data_dir)], cwd=ROOT, env=env,
+                             *train_args(killed, data_dir, run=run)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline:  # kill somewhere after the second checkpoint
@@ -56,8 +64,33 @@ def test_sigkill_then_resume_reproduces_uninterrupted_run(data_dir, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert max(r["step"] for r in metrics.read_metrics(str(killed))) < 40
-    run_cli(train_args(killed, data_dir))
+    run_cli(train_args(killed, data_dir, run=run))
     assert compared(killed) == compared(tmp_path / "straight")  # bit for bit
+    if run == "gan":  # the EMA and both optimizers' states came back too: same final state
+        states = [restore(tmp_path / d) for d in ("straight", "killed")]
+        assert states[0].ema and set(states[0].opt_state) == {"generator", "discriminator"}
+        for a, b in zip(jax.tree.leaves(states[0]), jax.tree.leaves(states[1])):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        check_sample_cli(tmp_path / "killed")
+
+
+def restore(workdir):
+    config = sample.load_run_config(str(workdir))
+    return train.restore_workdir(config, str(workdir))[2]
+
+
+def check_sample_cli(workdir):
+    """`vision-jax sample` on a finished GAN run: a PNG grid and ADM's npz layout."""
+    proc = run_cli(["sample", f"--workdir={workdir}", "--num=10", "--seed=3"])
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["step"] == 40 and out["num"] == 10
+    with np.load(out["npz"]) as f:
+        images, labels = f["arr_0"], f["arr_1"]
+    assert images.shape == (10, 16, 16, 3) and images.dtype == np.uint8
+    assert labels.tolist() == [i % 8 for i in range(10)]  # classes in turn
+    assert images.std() > 0  # not a constant image
+    from PIL import Image
+    assert Image.open(out["png"]).size[0] > 16
 
 
 def test_corrupt_newest_checkpoint_is_skipped(data_dir, tmp_path):
@@ -90,12 +123,9 @@ def test_checkpoint_restores_onto_a_smaller_mesh(data_dir, tmp_path):
                     "checkpoint.every_steps=5", "mesh.data=1", "mesh.fsdp=-1")
     train.train(c, str(tmp_path))
     saved = ckpt_lib.Checkpointer(str(tmp_path / "checkpoints"))
-    info = data.dataset_info(c.data)
-    _, _, _, init_fn = train.build(c, info.num_classes, info.image_shape, 5)
     rules = sharding.rules_from_config(None)
-    eight = train.state_shardings(init_fn, sharding.make_mesh(dict(c.mesh)), rules, 0)[0]
-    four = train.state_shardings(
-        init_fn, sharding.make_mesh(dict(c.mesh), jax.devices()[:4]), rules, 0)[0]
+    eight = train.setup(c, sharding.make_mesh(dict(c.mesh)), rules).abstract
+    four = train.setup(c, sharding.make_mesh(dict(c.mesh), jax.devices()[:4]), rules).abstract
     _, on8, _, _ = saved.restore(eight)
     _, on4, _, meta = saved.restore(four)
     assert meta["examples_seen"] == 5 * 32
@@ -137,10 +167,8 @@ def test_init_from_loads_parameters_only(data_dir, tmp_path):
                       "schedule.name=constant", "optimizer.weight_decay=0.0",
                       f"init_from={tmp_path / 'src' / 'checkpoints'}")
     train.train(dst, str(tmp_path / "dst"))
-    info = data.dataset_info(src.data)
-    _, _, _, init_fn = train.build(src, info.num_classes, info.image_shape, 5)
-    abstract = train.state_shardings(init_fn, sharding.make_mesh(dict(src.mesh)),
-                                     sharding.rules_from_config(None), 0)[0]
+    abstract = train.setup(src, sharding.make_mesh(dict(src.mesh)),
+                           sharding.rules_from_config(None)).abstract
     _, a, _, _ = ckpt_lib.Checkpointer(str(tmp_path / "src" / "checkpoints")).restore(abstract)
     _, b, _, _ = ckpt_lib.Checkpointer(str(tmp_path / "dst" / "checkpoints")).restore(abstract)
     assert int(b.step) == 2  # a new run, not a resumed one

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from vision_jax import flops
 from vision_jax.models import transformer as tfm
 from vision_jax.scaling import hardware, planner, presets, tables
 
@@ -51,7 +52,7 @@ def test_analytic_params_equal_instantiated_on_a_grid():
     for cfg in _grid():
         model, args = _init(cfg)
         variables = jax.eval_shape(model.init, jax.random.key(0), *args)
-        assert tables._count(variables["params"]) == tfm.param_counts(cfg)["total"], cfg
+        assert flops.count_params(variables["params"]) == tfm.param_counts(cfg)["total"], cfg
 
 
 @pytest.mark.parametrize("kind", tfm.KINDS)
@@ -61,7 +62,7 @@ def test_scanned_equals_unrolled_and_names_are_logical(kind):
     for scan in (False, True):
         model, args = _init(cfg.replace(scan_layers=scan))
         variables = jax.eval_shape(model.init, jax.random.key(0), *args)
-        counts.append(tables._count(variables["params"]))
+        counts.append(flops.count_params(variables["params"]))
         specs = jax.tree.leaves(nn.get_partition_spec(variables),
                                 is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec))
         leaves = jax.tree.leaves(variables)
@@ -173,6 +174,36 @@ def test_exact_counts_where_the_source_gives_them(table):
         assert table[f"ResNet-{depth}"]["params"] == exact
     assert table["ViT-B/16"]["params"] == 86_567_656
     assert table["RoBERTa-Large"]["params"] == 355_359_744   # the released checkpoint
+
+
+@pytest.mark.parametrize("name, layers, d, ffn, heads, released", [
+    ("Llama 3 8B", 32, 4096, 14_336, 32, 8_030_261_248),
+    ("Llama 3 70B", 80, 8192, 28_672, 64, 70_553_706_496),
+    ("Llama 3 405B", 126, 16_384, 53_248, 128, 405_853_388_800),
+])
+def test_llama3_counts_from_the_architecture(table, name, layers, d, ffn, heads, released):
+    # Llama 3 paper, Table 3: 8 KV heads of 128 (d / heads), SwiGLU; vocabulary 128,256;
+    # untied input and output embeddings, RMSNorm weights only, no biases, RoPE.
+    vocab, kv = 128_256, 8
+    head_dim = d // heads
+    attention = 2 * d * heads * head_dim + 2 * d * kv * head_dim   # q, out; k, v
+    layer = attention + 3 * d * ffn + 2 * d                        # + SwiGLU + two RMSNorms
+    by_hand = layers * layer + d + 2 * vocab * d                   # + final norm + embeddings
+    r = table[name]
+    assert r["params"] == r["params_analytic"] == by_hand == released
+    assert r["rel_diff"] == 0.0
+    assert (r["layers"], r["width"], r["heads"], r["kv_heads"]) == (layers, d, heads, kv)
+    assert r["non_embedding_params"] == by_hand - 2 * vocab * d
+
+
+def test_llama3_planner_rows():
+    rows = {r["name"]: r for r in planner.reconcile()}
+    assert rows["Llama 3 8B"]["tokens"] == 15e12 and rows["Llama 3 405B"]["tokens"] == 15.6e12
+    assert rows["Llama 3 405B"]["chips"] == 16_384 and rows["Llama 3 405B"]["chip"] == "H100"
+    # 6ND for the 405B run: 6 x 405.85e9 x 15.6e12 = 3.80e25 FLOPs (the paper: 3.8e25)
+    assert rows["Llama 3 405B"]["train_flops_6nd"] == pytest.approx(3.80e25, rel=2e-3)
+    text = tables.format_table([tables.lm_row(presets.LLAMA3_8B)])
+    assert "32/8kv" in text
 
 
 def test_lecture_architectures(table):

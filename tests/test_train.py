@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from vision_jax import checkpoint as ckpt_lib, metrics, train
+from vision_jax.tasks import classification
 from vision_jax.config import ConfigError
 
 from helpers import tiny_config
@@ -102,10 +103,8 @@ def test_fsdp_really_shards_parameters(data_dir, tmp_path):
 def _abstract_state(c, data_dir):
     from vision_jax import data, sharding
     data.prepare(c.data)
-    info = data.dataset_info(c.data)
-    _, _, _, init_fn = train.build(c, info.num_classes, info.image_shape, 10)
     mesh = sharding.make_mesh(dict(c.mesh))
-    return train.state_shardings(init_fn, mesh, sharding.rules_from_config(None), 0)[0]
+    return train.setup(c, mesh, sharding.rules_from_config(None)).abstract
 
 
 def test_gradient_accumulation_matches_full_batch(data_dir, tmp_path):
@@ -151,5 +150,5 @@ def test_multiclass_hinge_matches_hand_computation():
     # CS231n's worked example: scores (3.2, 5.1, -1.7), true class 0:
     # max(0, 5.1 - 3.2 + 1) + max(0, -1.7 - 3.2 + 1) = 2.9 + 0 = 2.9
     logits = jax.numpy.array([[3.2, 5.1, -1.7]])
-    loss = train.multiclass_hinge(logits, jax.numpy.array([0]))
+    loss = classification.multiclass_hinge(logits, jax.numpy.array([0]))
     np.testing.assert_allclose(np.asarray(loss), [2.9], rtol=1e-6)

@@ -11,7 +11,6 @@ forward) and MFU where the device's peak is known.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -20,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vision_jax import config as config_lib, distributed, flops, metrics, sharding, train
+from vision_jax import config as config_lib, data, distributed, flops, metrics, sharding, train
 
 
 def bench(config, *, steps: int = 20, warmup: int = 3, num_classes: int = 1000,
@@ -32,17 +31,14 @@ def bench(config, *, steps: int = 20, warmup: int = 3, num_classes: int = 1000,
     shape = (size, size, 3)
     mesh = sharding.make_mesh(dict(config.mesh))
     rules = sharding.rules_from_config(config.logical_rules)
-    model, tx, schedule, init_fn = train.build(config, num_classes, shape, total_steps=10_000)
-    abstract, shardings = train.state_shardings(init_fn, mesh, rules, config.seed)
-    state = train.init_state(init_fn, shardings, config.seed)
-
-    local_batch = config.batch_size // jax.process_count()
-    rng = np.random.default_rng(0)
-    local = {"image": rng.standard_normal((local_batch, *shape), dtype=np.float32),
-             "label": rng.integers(0, num_classes, local_batch).astype(np.int32)}
+    # Synthetic data of the config's shape: nothing is read or generated.
+    info = data.DatasetInfo(name="synthetic", num_classes=num_classes, image_shape=shape,
+                            split_sizes={config.data.train_split: 1_000_000})
+    run = train.setup(config, mesh, rules, info=info)
+    state = train.init_state(run.init_fn, run.shardings, config.seed)
+    local = run.task.synthetic_batch(config.batch_size // jax.process_count())
     batch = train.global_batch(local, mesh, rules)
-    step_fn = train.make_train_step_fn(config, model, tx, schedule, num_classes, shardings,
-                                       mesh, rules)
+    step_fn = train.make_train_step_fn(config, run, mesh, rules)
 
     t0 = time.perf_counter()
     compiled = step_fn.lower(state, batch).compile()
@@ -57,15 +53,14 @@ def bench(config, *, steps: int = 20, warmup: int = 3, num_classes: int = 1000,
         jax.block_until_ready(m)
         times.append(time.perf_counter() - t)
     step_s = float(np.median(times))
-    fl = flops.flops_per_example(
-        model, {"params": abstract.params, **abstract.model_state}, shape)
+    fl = run.task.flops_per_example(run.abstract.params, run.abstract.model_state)
     ips = config.batch_size / step_s
     achieved = ips * fl["train"]
     return {
         "model": dict(config.model), "batch_size": config.batch_size, "image_size": size,
         "compute_dtype": str(jnp.dtype(train.compute_dtype(config))),
         "devices": jax.device_count(), "device_kind": jax.devices()[0].device_kind,
-        "params": flops.count_params(abstract.params), "compile_seconds": compile_s,
+        "params": flops.count_params(run.abstract.params), "compile_seconds": compile_s,
         "step_seconds_median": step_s, "images_per_second": ips,
         "train_flops_per_image": fl["train"], "tflops_per_second": achieved / 1e12,
         "mfu": metrics.mfu(fl["train"], ips, jax.device_count()),
@@ -73,21 +68,18 @@ def bench(config, *, steps: int = 20, warmup: int = 3, num_classes: int = 1000,
 
 
 def cli_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="vision-jax bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--num-classes", type=int, default=1000)
-    parser.add_argument("--image-size", type=int, default=None,
-                        help="default: the config's data.image_size")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    flags, rest = parser.parse_known_args(argv)
+    def extra(parser):
+        parser.add_argument("--steps", type=int, default=20)
+        parser.add_argument("--warmup", type=int, default=3)
+        parser.add_argument("--num-classes", type=int, default=1000)
+        parser.add_argument("--image-size", type=int, default=None,
+                            help="default: the config's data.image_size")
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+
     try:
-        config = config_lib.load_config(flags.config)
-        bad = [r for r in rest if not r.startswith("--config.")]
-        if bad:
-            parser.error(f"unrecognised arguments {bad}")
-        config_lib.apply_overrides(config, [r[len("--config."):] for r in rest])
+        config, flags = config_lib.parse_config_args(
+            argv, "vision-jax bench", extra=extra, needs_workdir=False,
+            description=__doc__.split("\n")[0])
         result = bench(config, steps=flags.steps, warmup=flags.warmup,
                        num_classes=flags.num_classes, image_size=flags.image_size)
     except config_lib.ConfigError as e:

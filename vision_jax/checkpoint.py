@@ -105,11 +105,12 @@ class Checkpointer:
         self._manager.close()
 
 
-def restore_params(path: str, abstract_params: Any) -> Any:
+def restore_params(path: str, abstract_params: Any, item: str = "params") -> Any:
     """Loads only the parameters from another run's checkpoint (init_from).
 
     `path` is a run's checkpoint directory (newest step is used) or one step's
-    directory inside it.
+    directory inside it. `item="ema"` reads the run's parameter average instead
+    (a reflow teacher's sampling weights).
     """
     path = os.path.abspath(path)
     parent, leaf = os.path.split(path)
@@ -125,11 +126,11 @@ def restore_params(path: str, abstract_params: Any) -> Any:
     try:
         restored = manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.PyTreeRestore(
-                item={"params": abstract_params},
+                item={item: abstract_params},
                 restore_args=jax.tree.map(
                     lambda a: ocp.ArrayRestoreArgs(sharding=a.sharding),
-                    {"params": abstract_params}),
+                    {item: abstract_params}),
                 partial_restore=True)))
     except Exception as e:  # noqa: BLE001
-        raise CheckpointError(f"cannot read params from {directory!r} step {step}: {e}") from e
-    return restored["state"]["params"]
+        raise CheckpointError(f"cannot read {item} from {directory!r} step {step}: {e}") from e
+    return restored["state"][item]

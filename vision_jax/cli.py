@@ -22,6 +22,9 @@ SUBCOMMANDS = {
     "sweep": ("vision_jax.scaling.sweep", "main", "run a sweep of trials through the trainer"),
     "lottery": ("vision_jax.scaling.lottery", "main", "lottery tickets: pruning vs re-init"),
     "initstats": ("vision_jax.initstats", "main", "per-layer activation statistics at init"),
+    "sample": ("vision_jax.sample", "main", "draw images from a trained generative run"),
+    "evaluate-samples": ("vision_jax.evaluate.samples", "main",
+                         "FID/KID/precision/recall of generated samples (in-house features)"),
 }
 
 

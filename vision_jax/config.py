@@ -10,16 +10,21 @@ give both the valid keys and their types (big_vision's convention):
 
     configs/vit.py:B/16              -> variant='B/16'
     configs/vit.py:variant=S/16,runlocal
+
+Every command that runs a config reads its command line with
+`parse_config_args` (--config=FILE[:ARG], --workdir, --config.KEY=VALUE), and
+`validate` stops a config that cannot run before any compute.
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import dataclasses
 import importlib.util
 import math
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import ml_collections
 from ml_collections import ConfigDict
@@ -36,6 +41,8 @@ class ConfigError(ValueError):
 def base_config() -> ConfigDict:
     c = ConfigDict()
     c.seed = 0
+    # The objective (vision_jax/tasks): what the one trainer optimises.
+    c.task = "classification"
 
     c.data = ConfigDict(dict(
         name="shapes", data_dir=ml_collections.FieldReference(None, field_type=str),
@@ -63,6 +70,13 @@ def base_config() -> ConfigDict:
     c.optimizer = ConfigDict(dict(
         name="adamw", learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, momentum=0.9,
         weight_decay=1e-4, decay_norms_and_biases=False, grad_clip_norm=1.0))
+    # Tasks with several optimizer groups (a GAN's generator and discriminator)
+    # override `optimizer`'s keys per group: optimizers.<group>.<key>.
+    c.optimizers = ConfigDict()
+    # An exponential moving average of the parameters, kept in the state
+    # (checkpointed, sharded like the parameters); 0 turns it off. With
+    # `evaluate`, eval and sampling use the average.
+    c.ema = ConfigDict(dict(decay=0.0, evaluate=True))
     c.schedule = ConfigDict(dict(
         name="cosine", warmup_steps=0, end_factor=0.0,
         boundaries=(0.5, 0.75), step_factor=0.1))
@@ -180,6 +194,24 @@ def load_config(spec: str) -> ConfigDict:
     return config
 
 
+def from_json(path: str) -> ConfigDict:
+    """The resolved config a run wrote (`<workdir>/config.json`), locked.
+
+    JSON has no tuples: lists come back as tuples, as the config files write them.
+    """
+    import json
+
+    def tuples(x):
+        if isinstance(x, dict):
+            return {k: tuples(v) for k, v in x.items()}
+        return tuple(tuples(v) for v in x) if isinstance(x, list) else x
+
+    with open(path) as f:
+        config = ConfigDict(tuples(json.load(f)))
+    config.lock()
+    return config
+
+
 def _parse_value(text: str, current: Any, where: str) -> Any:
     """Parses `text` into the type of `current`."""
     if isinstance(current, bool):
@@ -279,6 +311,46 @@ def apply_overrides(config: ConfigDict, overrides: Sequence[str]) -> ConfigDict:
     return config
 
 
+def parse_config_args(
+        argv: Sequence[str], prog: str, *,
+        extra: argparse.ArgumentParser | Callable[[argparse.ArgumentParser], Any] | None = None,
+        needs_workdir: bool = True, description: str | None = None,
+) -> tuple[ConfigDict, argparse.Namespace]:
+    """The one command-line parser of the commands that run a config:
+
+        --config=FILE.py[:ARG] [--workdir=DIR] [--config.KEY=VALUE ...] [EXTRA ...]
+
+    Returns the loaded config with the overrides applied, and the namespace of
+    every flag: `config` (the FILE[:ARG] spec as given), `workdir` (None when
+    `needs_workdir` is False: the command then takes no --workdir at all),
+    `overrides` (the KEY=VALUE strings, in order) and the caller's own flags.
+    `extra` adds those: an argparse parent parser (made with add_help=False)
+    or a function that adds arguments to the parser. A malformed command line
+    exits with argparse's usage message (status 2); a config that cannot load
+    or an override that does not fit raises ConfigError naming the key.
+    """
+    parents = [extra] if isinstance(extra, argparse.ArgumentParser) else []
+    parser = argparse.ArgumentParser(prog=prog, description=description, parents=parents)
+    parser.add_argument("--config", required=True, metavar="FILE[:ARG]",
+                        help="config file and its argument, e.g. configs/vit.py:B/16; "
+                             "then --config.KEY=VALUE overrides, e.g. --config.batch_size=64")
+    if needs_workdir:
+        parser.add_argument("--workdir", required=True, help="run directory")
+    else:
+        parser.set_defaults(workdir=None)
+    if extra is not None and not parents:
+        extra(parser)
+    flags, rest = parser.parse_known_args(list(argv))
+    bad = [r for r in rest if not r.startswith("--config.")]
+    if bad:
+        parser.error(f"unrecognised arguments: {' '.join(bad)} (config overrides are "
+                     "written --config.KEY=VALUE)")
+    flags.overrides = [r[len("--config."):] for r in rest]
+    config = load_config(flags.config)
+    apply_overrides(config, flags.overrides)
+    return config, flags
+
+
 # ---------------------------------------------------------------------------
 # Validation and units
 # ---------------------------------------------------------------------------
@@ -292,13 +364,26 @@ class Budget:
 BUDGET_KEYS = ("total_steps", "total_epochs", "total_examples")
 
 
-def total_steps(config: ConfigDict, num_train_examples: int) -> Budget:
-    """Turns whichever of steps / epochs / examples the config used into steps."""
+def _budget_given(config: ConfigDict) -> dict[str, float]:
+    """{key: value} of the one budget key the config sets; -1 leaves a key
+    unset, and 0 or another negative value is an error, not 'unset'."""
+    for key in BUDGET_KEYS:
+        if config[key] != -1 and config[key] <= 0:
+            raise ConfigError(
+                f"config.{key}={config[key]} must be positive (-1 leaves it unset); the "
+                f"budget is exactly one of {['config.' + k for k in BUDGET_KEYS]}, and setting "
+                "one on the command line clears the others")
     given = {k: config[k] for k in BUDGET_KEYS if config[k] > 0}
     if len(given) != 1:
         raise ConfigError(
             "set exactly one of config.total_steps, config.total_epochs, "
             f"config.total_examples to a positive value; got {given or 'none'}")
+    return given
+
+
+def total_steps(config: ConfigDict, num_train_examples: int) -> Budget:
+    """Turns whichever of steps / epochs / examples the config used into steps."""
+    given = _budget_given(config)
     steps_per_epoch = num_train_examples / config.batch_size
     if "total_steps" in given:
         steps = config.total_steps
@@ -324,11 +409,29 @@ def validate(config: ConfigDict, *, num_devices: int, process_count: int = 1) ->
 
     choice("optimizer.name", config.optimizer.name, _OPTIMIZERS)
     choice("schedule.name", config.schedule.name, _SCHEDULES)
+    from vision_jax import tasks  # local: the registry only names modules, imports nothing
+    choice("task", config.task, tuple(tasks.REGISTRY))
     choice("loss", config.loss, ("softmax", "multiclass_hinge"))
+    if not 0.0 <= config.ema.decay < 1.0:
+        raise ConfigError(f"config.ema.decay={config.ema.decay} must be in [0, 1) (0: no EMA)")
+    if config.prune.mask and tasks.get_class(config.task).groups:
+        raise ConfigError(f"config.prune.mask: pruning needs a task with one optimizer; "
+                          f"task {config.task!r} has several")
     choice("param_dtype", config.param_dtype, _DTYPES)
     choice("compute_dtype", config.compute_dtype, _DTYPES + ("auto",))
     if config.batch_size <= 0:
         raise ConfigError(f"config.batch_size={config.batch_size} must be positive")
+    _budget_given(config)
+    groups = {"optimizer": config.optimizer,
+              **{f"optimizers.{g}": o for g, o in (config.get("optimizers") or {}).items()}}
+    for where, opt in groups.items():
+        # 0 is allowed: it freezes the weights (a rewound ticket's check, a resume test).
+        if opt.get("learning_rate", 0.0) < 0:
+            raise ConfigError(f"config.{where}.learning_rate={opt.learning_rate} is negative: "
+                              "that is gradient ascent; use a rate >= 0")
+        if opt.get("weight_decay", 0.0) < 0:
+            raise ConfigError(f"config.{where}.weight_decay={opt.weight_decay} must be >= 0")
+    _check_model(config.model)
     if config.grad_accum_steps <= 0:
         raise ConfigError(f"config.grad_accum_steps={config.grad_accum_steps} must be positive")
     try:
@@ -355,3 +458,18 @@ def validate(config: ConfigDict, *, num_devices: int, process_count: int = 1) ->
             f"{process_count} processes")
     if config.checkpoint.every_steps <= 0:
         raise ConfigError("config.checkpoint.every_steps must be positive")
+
+
+def _check_model(model_cfg: ConfigDict) -> None:
+    """Constructs the model (no parameters, no compute), so that an unknown
+    size ('configs/vit.py:Z/16'), key or option value of a zoo model stops
+    here rather than after the dataset is read. Models outside the zoo are
+    left to their task."""
+    from vision_jax import models  # local: keeps loading configs light
+
+    if model_cfg.get("name") not in models.MODELS:
+        return
+    try:
+        models.build_model(model_cfg, num_classes=1)
+    except ValueError as e:
+        raise ConfigError(f"config.model is not valid: {e}") from None

@@ -223,10 +223,7 @@ def _describe_model(model_cfg: ConfigDict) -> str:
                                              if k != "name"])
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="vision-jax initstats",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="config file, e.g. configs/init_stats.py")
+def _add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=256, help="images in the batch")
     parser.add_argument("--inputs", choices=INPUTS, default="auto",
                         help="auto: real images when cheap, else standard normal")
@@ -234,13 +231,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--eval-mode", action="store_true",
                         help="forward as evaluation does (batch norm's running averages)")
     parser.add_argument("--plot", default=None, help="save per-layer histograms to this PNG")
-    flags, rest = parser.parse_known_args(argv)
-    bad = [r for r in rest if not r.startswith("--config.")]
-    if bad:
-        parser.error(f"unrecognised arguments {bad}")
+
+
+def main(argv: list[str]) -> int:
     try:
-        config = with_model_defaults(config_lib.load_config(flags.config))
-        config_lib.apply_overrides(config, [r[len("--config."):] for r in rest])
+        config, flags = config_lib.parse_config_args(
+            argv, "vision-jax initstats", extra=_add_flags, needs_workdir=False,
+            description=__doc__.split("\n")[0])
+        config = with_model_defaults(config)
         stats, acts, described = stats_from_config(
             config, batch_size=flags.batch, inputs=flags.inputs, seed=flags.seed,
             train=not flags.eval_mode)

@@ -14,36 +14,15 @@ from typing import Any, Mapping
 
 import jax
 
-# Dense bf16/fp16 tensor-core peak FLOP/s per device, without sparsity, from
-# the vendors' datasheets (NVIDIA A100/H100/H200 datasheets; Google Cloud TPU
-# system-architecture pages). Matched against `jax.Device.device_kind`.
-PEAK_FLOPS_PER_DEVICE = {
-    "H200": 989e12,
-    "H100": 989e12,  # SXM; the PCIe card is 756e12
-    "A100": 312e12,
-    "V100": 125e12,
-    "P100": 18.7e12,
-    "TPU v6": 918e12,   # v6e (Trillium)
-    "TPU v5p": 459e12,
-    "TPU v5 lite": 197e12,  # v5e
-    "TPU v5e": 197e12,
-    "TPU v4": 275e12,
-    "TPU v3": 123e12,
-}
+from vision_jax.scaling import hardware
 
 
 def peak_flops(device: jax.Device | None = None) -> float | None:
-    """Peak FLOP/s of one device, or None when unknown (CPUs, new chips)."""
+    """Peak dense 16-bit FLOP/s of one JAX device, from the one accelerator
+    table (vision_jax/scaling/hardware.py), or None when unknown (CPUs, new chips)."""
     device = device or jax.devices()[0]
-    if device.platform == "cpu":
-        return None
-    kind = device.device_kind
-    if "H100" in kind and "PCIe" in kind:
-        return 756e12
-    for name, flops in PEAK_FLOPS_PER_DEVICE.items():
-        if name in kind:
-            return flops
-    return None
+    chip = hardware.chip_of_device(device.device_kind)
+    return None if chip is None else chip.peak_flops / chip.devices_per_chip
 
 
 def mfu(train_flops_per_example: float, examples_per_second: float,

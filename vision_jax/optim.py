@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import flax.linen as nn
 import jax
 import optax
 from ml_collections import ConfigDict
@@ -35,17 +36,26 @@ def make_schedule(sched: ConfigDict, base_lr: float, total_steps: int) -> optax.
 
 
 def decay_mask(params) -> dict:
-    """True for weight matrices and kernels; False for biases and norm scales.
+    """True on the kernels of dense and convolutional layers (leaves named
+    'kernel'); False on everything else: biases, norm scales, embedding tables,
+    and ViT's position embedding and class token.
 
-    Decaying norms and biases hurts (they set scale, not capacity), so by
-    default only parameters of rank >= 2 are decayed.
+    Decaying norms and biases hurts (they set scale, not capacity), and decay
+    pulls a learned position embedding or class token towards zero, which
+    carries no regularising meaning: big_vision's default decays only
+    '.*/kernel$', and timm exempts `pos_embed` and `cls_token`. A parameter's
+    rank does not tell these apart (the position embedding is [1, T, D]).
+    Boxed leaves (`nn.Partitioned`) get one flag each.
     """
-    return jax.tree.map(lambda p: p.ndim > 1, params)
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: getattr(path[-1], "key", None) == "kernel", params,
+        is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata))
 
 
-def make_optimizer(opt: ConfigDict, sched: ConfigDict,
-                   total_steps: int) -> tuple[optax.GradientTransformation, Callable]:
+def make_optimizer(opt: ConfigDict, sched: ConfigDict, total_steps: int, *,
+                   model_config=None) -> tuple[optax.GradientTransformation, Callable]:
     lr = make_schedule(sched, opt.learning_rate, total_steps)
+    # decay_norms_and_biases=True decays every parameter (no mask).
     mask = None if opt.decay_norms_and_biases else decay_mask
     wd = opt.weight_decay
     name = opt.name
@@ -71,4 +81,8 @@ def make_optimizer(opt: ConfigDict, sched: ConfigDict,
     if wd > 0 and name not in ("adamw", "lamb"):
         parts.append(optax.add_decayed_weights(wd, mask))
     parts.append(core)
+    # muP's per-layer learning rates (Yang et al. 2022, Table 3): vision_jax/mup.py.
+    if model_config is not None and model_config.get("parametrization", "sp") == "mup":
+        from vision_jax import mup
+        parts.append(mup.scale_lr_by_width(model_config, name))
     return optax.chain(*parts), lr

@@ -43,6 +43,7 @@ import numpy as np
 import optax
 
 from vision_jax.config import ConfigError
+from vision_jax.flops import count_params
 
 # The classifier layer of every model family is named 'head' (see
 # vision_jax/models/); its kernel is pruned at `output_rate`.
@@ -177,13 +178,13 @@ def sparsity(params: Any) -> jax.Array:
     if not kernels:
         return jnp.zeros((), jnp.float32)
     zeros = sum(jnp.sum(p == 0, dtype=jnp.float32) for p in kernels)
-    return zeros / sum(p.size for p in kernels)
+    return zeros / count_params(kernels)
 
 
 def mask_density(mask: Any) -> dict[str, float]:
     """{'all': fraction of prunable weights kept, <kernel path>: its fraction kept}."""
     kernels = {k: np.asarray(m) for k, m in flatten(mask).items() if is_prunable(k, m)}
-    total = sum(m.size for m in kernels.values())
+    total = count_params(list(kernels.values()))
     out = {"all": sum(int(m.sum()) for m in kernels.values()) / max(total, 1)}
     out.update({k: float(m.mean()) for k, m in kernels.items()})
     return out

@@ -1,8 +1,14 @@
-"""The one trainer: `train(config, workdir)`.
+"""The one trainer: `train(config, workdir)`, for every objective.
 
 Stages: distributed set-up -> config validation -> mesh -> data -> abstract
 state and its shardings -> sharded init or resume -> AOT compile -> loop
 (dispatch step t, then read step t-1's metrics) -> final eval and summary.
+
+The trainer knows no objective: `config.task` names a task
+(vision_jax/tasks/) that owns the models, the loss and its metrics, eval and
+sampling. The trainer owns the mesh, shardings, the optimizer (or one per
+group: a GAN's generator and discriminator), the EMA of the parameters,
+gradient accumulation, checkpoints, progress and metrics.
 
 Resume order, tried in turn: the newest restorable checkpoint in
 `<workdir>/checkpoints`, else `config.resume_from` (a full state), else
@@ -16,7 +22,7 @@ state, so a resumed run (workdir or resume_from) carries its own.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import functools
 import json
 import logging
@@ -37,7 +43,7 @@ from ml_collections import ConfigDict
 from vision_jax import checkpoint as ckpt_lib
 from vision_jax import config as config_lib
 from vision_jax import data as data_lib
-from vision_jax import distributed, flops, metrics as metrics_lib, models, optim, prune, sharding
+from vision_jax import distributed, flops, metrics as metrics_lib, optim, prune, sharding, tasks
 
 log = logging.getLogger("vision_jax")
 
@@ -49,107 +55,91 @@ class TrainingDiverged(RuntimeError):
 @flax.struct.dataclass
 class TrainState:
     step: jax.Array
-    params: Any
+    params: Any       # one tree, or {group: tree} for tasks with several optimizers
     model_state: Any  # non-trainable collections, e.g. batch_stats
-    opt_state: Any
+    opt_state: Any    # one optax state, or {group: state}
     rng: jax.Array
+    ema: Any = flax.struct.field(default_factory=dict)  # EMA of params; {} when off
 
 
 # ---------------------------------------------------------------------------
-# Pure functions: loss, train step, eval step
+# The pure train step: any task, any number of optimizer groups
 # ---------------------------------------------------------------------------
 
-LOSSES = ("softmax", "multiclass_hinge")
+def _value_and_grad(objective, params, variables, batch, rng, accum: int):
+    """(loss, metrics, new variables, grads) of `objective` over `accum` micro-batches."""
+    grad_fn = jax.value_and_grad(objective, has_aux=True)
+    if accum == 1:
+        (loss, (metrics, variables)), grads = grad_fn(params, variables, batch, rng)
+        return loss, metrics, variables, grads
+    micro = jax.tree.map(lambda x: x.reshape((accum, -1) + x.shape[1:]), batch)
+
+    def body(carry, xs):
+        grads_sum, variables, loss_sum, metrics_sum = carry
+        mb, i = xs
+        (loss, (metrics, variables)), grads = grad_fn(params, variables, mb,
+                                                      jax.random.fold_in(rng, i))
+        return (jax.tree.map(jnp.add, grads_sum, grads), variables, loss_sum + loss,
+                jax.tree.map(jnp.add, metrics_sum, metrics)), None
+
+    # The metrics' structure comes from tracing the objective once, abstractly.
+    metrics_shape = jax.eval_shape(
+        lambda: grad_fn(params, variables, jax.tree.map(lambda x: x[0], micro), rng)[0][1][0])
+    init = (jax.tree.map(jnp.zeros_like, params), variables, jnp.zeros(()),
+            jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metrics_shape))
+    (grads, variables, loss, metrics), _ = jax.lax.scan(body, init, (micro, jnp.arange(accum)))
+    scale = lambda t: jax.tree.map(lambda x: x / accum, t)  # noqa: E731
+    return loss / accum, scale(metrics), variables, scale(grads)
 
 
-def cross_entropy(logits, labels, num_classes: int, label_smoothing: float = 0.0,
-                  soft_labels=None):
-    """Per-example softmax cross-entropy with optional smoothing or soft targets."""
-    if soft_labels is None:
-        soft_labels = jax.nn.one_hot(labels, num_classes, dtype=logits.dtype)
-    if label_smoothing:
-        soft_labels = soft_labels * (1.0 - label_smoothing) + label_smoothing / num_classes
-    return optax.softmax_cross_entropy(logits, soft_labels)
+def train_step(state: TrainState, batch: dict, *, task: tasks.Task, tx, schedule,
+               grad_accum_steps: int = 1, ema_decay: float = 0.0):
+    """(state, batch) -> (state, metrics). Pure; jitted by the caller.
 
-
-def multiclass_hinge(logits, labels, margin: float = 1.0):
-    """Per-example multiclass SVM loss (Weston & Watkins 1999, as in CS231n):
-    sum over wrong classes j of max(0, s_j - s_y + margin)."""
-    correct = jnp.take_along_axis(logits, labels[:, None], axis=-1)
-    margins = jnp.maximum(0.0, logits - correct + margin)
-    return margins.sum(-1) - margin  # the j == y term contributes exactly `margin`
-
-
-def example_losses(logits, batch, *, loss: str, num_classes: int, label_smoothing: float = 0.0):
-    if loss == "multiclass_hinge":
-        return multiclass_hinge(logits, batch["label"])
-    return cross_entropy(logits, batch["label"], num_classes, label_smoothing,
-                         batch.get("soft_label"))
-
-
-def _forward_loss(params, model_state, batch, rng, *, model, num_classes, label_smoothing,
-                  loss):
-    variables = {"params": params, **model_state}
-    logits, new_model_state = model.apply(
-        variables, batch["image"], train=True, rngs={"dropout": rng},
-        mutable=list(model_state.keys()))
-    loss = example_losses(logits, batch, loss=loss, num_classes=num_classes,
-                          label_smoothing=label_smoothing).mean()
-    correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32).mean()
-    return loss, (dict(new_model_state), correct)
-
-
-def train_step(state: TrainState, batch: dict, *, model: nn.Module,
-               tx: optax.GradientTransformation, schedule, num_classes: int,
-               label_smoothing: float = 0.0, grad_accum_steps: int = 1,
-               loss: str = "softmax"):
-    """(state, batch) -> (state, metrics). Pure; jitted by the caller."""
+    A task with optimizer groups has `tx` and `schedule` as dicts keyed by
+    group; the groups are updated one after the other (a GAN's discriminator,
+    then its generator against the updated discriminator), all in this one step.
+    """
     rng = jax.random.fold_in(state.rng, state.step)
-    grad_fn = jax.value_and_grad(
-        functools.partial(_forward_loss, model=model, num_classes=num_classes,
-                          label_smoothing=label_smoothing, loss=loss), has_aux=True)
+    params, variables, opt_state = state.params, state.model_state, state.opt_state
+    groups = task.groups or (None,)
+    metrics, total = {}, 0.0
+    for i, group in enumerate(groups):
+        def objective(p, variables, batch, rng, group=group, params=params):
+            loss, m, new_variables = task.loss(tasks.with_group(params, group, p), variables,
+                                               batch, rng, group=group)
+            return loss, (m, new_variables)
 
-    if grad_accum_steps == 1:
-        (loss, (model_state, acc)), grads = grad_fn(state.params, state.model_state, batch, rng)
-    else:
-        micro = jax.tree.map(
-            lambda x: x.reshape((grad_accum_steps, -1) + x.shape[1:]), batch)
-
-        def body(carry, xs):
-            grads_sum, model_state, loss_sum, acc_sum = carry
-            mb, i = xs
-            (loss, (model_state, acc)), grads = grad_fn(
-                state.params, model_state, mb, jax.random.fold_in(rng, i))
-            grads_sum = jax.tree.map(jnp.add, grads_sum, grads)
-            return (grads_sum, model_state, loss_sum + loss, acc_sum + acc), None
-
-        zeros = jax.tree.map(jnp.zeros_like, state.params)
-        init = (zeros, state.model_state, jnp.zeros(()), jnp.zeros(()))
-        (grads, model_state, loss, acc), _ = jax.lax.scan(
-            body, init, (micro, jnp.arange(grad_accum_steps)))
-        grads = jax.tree.map(lambda g: g / grad_accum_steps, grads)
-        loss, acc = loss / grad_accum_steps, acc / grad_accum_steps
-
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
-                              opt_state=opt_state)
-    metrics = {"loss": loss, "accuracy": acc, "grad_norm": optax.tree.norm(grads),
-               "learning_rate": schedule(state.step)}
+        own = tasks.group_params(params, group)
+        g_rng = rng if group is None else jax.random.fold_in(rng, i)
+        loss, m, variables, grads = _value_and_grad(objective, own, variables, batch, g_rng,
+                                                    grad_accum_steps)
+        g_tx = tx if group is None else tx[group]
+        g_opt = opt_state if group is None else opt_state[group]
+        updates, g_opt = g_tx.update(grads, g_opt, own)
+        params = tasks.with_group(params, group, optax.apply_updates(own, updates))
+        opt_state = g_opt if group is None else {**opt_state, group: g_opt}
+        suffix = "" if group is None else f"_{group}"
+        g_sched = schedule if group is None else schedule[group]
+        metrics.update({f"loss{suffix}": loss, f"grad_norm{suffix}": optax.tree.norm(grads),
+                        f"learning_rate{suffix}": g_sched(state.step)})
+        metrics.update(m)  # the task names its own metrics
+        total = total + loss
+    if task.groups:
+        metrics["loss"] = total
+        metrics["learning_rate"] = metrics[f"learning_rate_{groups[0]}"]
+    ema = state.ema
+    if ema_decay:
+        ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, params)
+    new_state = state.replace(step=state.step + 1, params=params, model_state=variables,
+                              opt_state=opt_state, ema=ema)
     return new_state, metrics
 
 
-def eval_step(state: TrainState, batch: dict, *, model: nn.Module, num_classes: int,
-              loss: str = "softmax"):
-    """Sums over the real (mask == 1) examples of one batch."""
-    logits = model.apply({"params": state.params, **state.model_state}, batch["image"],
-                         train=False)
-    losses = example_losses(logits, {"label": batch["label"]}, loss=loss,
-                            num_classes=num_classes)
-    mask = batch["mask"]
-    correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
-    return {"loss_sum": (losses * mask).sum(), "correct": (correct * mask).sum(),
-            "count": mask.sum()}
+def eval_step(state: TrainState, batch: dict, *, task: tasks.Task, use_ema: bool = False):
+    """The task's per-batch sums over the real (mask == 1) examples."""
+    params = state.ema if use_ema and state.ema else state.params
+    return task.eval_step(params, state.model_state, batch, jax.random.fold_in(state.rng, 2**31 - 1))
 
 
 # ---------------------------------------------------------------------------
@@ -162,25 +152,44 @@ def compute_dtype(config: ConfigDict):
     return jnp.dtype(config.compute_dtype)
 
 
-def build(config: ConfigDict, num_classes: int, image_shape, total_steps: int):
-    """Model, optimizer and the abstract (boxed) initial state."""
-    model = models.build_model(config.model, num_classes=num_classes,
-                               dtype=compute_dtype(config),
-                               param_dtype=jnp.dtype(config.param_dtype))
-    tx, schedule = optim.make_optimizer(config.optimizer, config.schedule, total_steps)
-    if config.prune.mask:
-        tx = prune.masked(tx)
+def optimizer_config(config: ConfigDict, group: str | None) -> ConfigDict:
+    """`config.optimizer`, with `config.optimizers.<group>`'s keys on top."""
+    opt = ConfigDict(config.optimizer.to_dict())
+    if group is not None and group in config.optimizers:
+        opt.update(config.optimizers[group].to_dict())
+    return opt
+
+
+def build(config: ConfigDict, info, total_steps: int):
+    """Task, optimizer(s), schedule(s) and the boxed init function of the state."""
+    task = tasks.build(config, info, dtype=compute_dtype(config),
+                       param_dtype=jnp.dtype(config.param_dtype))
+
+    def make(group):
+        return optim.make_optimizer(optimizer_config(config, group), config.schedule,
+                                    total_steps, model_config=config.model)
+
+    if task.groups:
+        made = {g: make(g) for g in task.groups}
+        tx = {g: made[g][0] for g in task.groups}
+        schedule = {g: made[g][1] for g in task.groups}
+    else:
+        tx, schedule = make(None)
+        if config.prune.mask:
+            tx = prune.masked(tx)
 
     def init(rng):
-        init_rng, dropout_rng, state_rng = jax.random.split(rng, 3)
-        dummy = jnp.zeros((1, *image_shape), jnp.float32)
-        variables = model.init({"params": init_rng, "dropout": dropout_rng}, dummy, train=False)
-        params = variables["params"]
-        model_state = {k: v for k, v in variables.items() if k != "params"}
+        init_rng, _, state_rng = jax.random.split(rng, 3)
+        params, variables = task.init(init_rng, task.example_batch())
+        if task.groups:
+            opt_state = {g: tx[g].init(params[g]) for g in task.groups}
+        else:
+            opt_state = tx.init(params)
+        ema = jax.tree.map(lambda p: p, params) if config.ema.decay else {}
         return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                          model_state=model_state, opt_state=tx.init(params), rng=state_rng)
+                          model_state=variables, opt_state=opt_state, rng=state_rng, ema=ema)
 
-    return model, tx, schedule, init
+    return task, tx, schedule, init
 
 
 def state_shardings(init_fn, mesh, rules, seed: int):
@@ -190,6 +199,42 @@ def state_shardings(init_fn, mesh, rules, seed: int):
     abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                             nn.unbox(boxed), shardings)
     return abstract, shardings
+
+
+@dataclasses.dataclass
+class Setup:
+    """Everything about a run that follows from its config, before any compute."""
+
+    config: ConfigDict
+    info: Any            # the dataset's DatasetInfo
+    budget: Any          # config_lib.Budget: total steps, steps per epoch
+    task: tasks.Task
+    tx: Any
+    schedule: Any
+    init_fn: Any         # rng -> boxed TrainState
+    abstract: TrainState  # ShapeDtypeStructs (with shardings when a mesh was given)
+    shardings: Any       # NamedShardings of the state (None without a mesh)
+
+    @property
+    def total_steps(self) -> int:
+        return self.budget.total_steps
+
+
+def setup(config: ConfigDict, mesh=None, rules=None, *, info=None) -> Setup:
+    """Dataset info -> task and optimizers -> abstract state (and its shardings on `mesh`).
+
+    The one recipe for everything that needs a run's shapes without running it
+    (the trainer, eval, bench, sweeps' parameter counts, lottery tickets,
+    tests). `info` overrides the dataset's (bench uses synthetic data).
+    """
+    info = info if info is not None else tasks.get_class(config.task).dataset_info(config)
+    budget = config_lib.total_steps(config, info.split_sizes[config.data.train_split])
+    task, tx, schedule, init_fn = build(config, info, budget.total_steps)
+    if mesh is None:
+        abstract, shardings = nn.unbox(jax.eval_shape(init_fn, jax.random.PRNGKey(0))), None
+    else:
+        abstract, shardings = state_shardings(init_fn, mesh, rules, config.seed)
+    return Setup(config, info, budget, task, tx, schedule, init_fn, abstract, shardings)
 
 
 def init_state(init_fn, shardings, seed: int) -> TrainState:
@@ -236,35 +281,33 @@ def _resume(config, ckpt, abstract, log_fn):
     return None
 
 
-def make_train_step_fn(config: ConfigDict, model, tx, schedule, num_classes: int, shardings,
-                       mesh, rules):
+def make_train_step_fn(config: ConfigDict, run: Setup, mesh, rules):
     """The config's train step, jitted with explicit shardings and the state donated."""
     return jax.jit(
-        functools.partial(train_step, model=model, tx=tx, schedule=schedule,
-                          num_classes=num_classes, label_smoothing=config.label_smoothing,
-                          grad_accum_steps=config.grad_accum_steps, loss=config.loss),
-        in_shardings=(shardings, sharding.batch_sharding(mesh, rules)),
-        out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=0)
+        functools.partial(train_step, task=run.task, tx=run.tx, schedule=run.schedule,
+                          grad_accum_steps=config.grad_accum_steps,
+                          ema_decay=float(config.ema.decay)),
+        in_shardings=(run.shardings, sharding.batch_sharding(mesh, rules)),
+        out_shardings=(run.shardings, sharding.replicated(mesh)), donate_argnums=0)
 
 
-def make_eval_fn(model, num_classes: int, loss: str, shardings, mesh, rules):
-    return jax.jit(functools.partial(eval_step, model=model, num_classes=num_classes, loss=loss),
-                   in_shardings=(shardings, sharding.batch_sharding(mesh, rules)),
+def make_eval_fn(config: ConfigDict, run: Setup, mesh, rules):
+    return jax.jit(functools.partial(eval_step, task=run.task,
+                                     use_ema=bool(config.ema.decay and config.ema.evaluate)),
+                   in_shardings=(run.shardings, sharding.batch_sharding(mesh, rules)),
                    out_shardings=sharding.replicated(mesh))
 
 
-def evaluate(state, eval_fn, config, mesh, rules, split: str) -> dict:
-    totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
-    batches = data_lib.make_eval_batches(
-        config.data, split=split, global_batch_size=config.batch_size,
-        process_index=jax.process_index(), process_count=jax.process_count())
-    for local in batches:
+def evaluate(state, eval_fn, run: Setup, mesh, rules, split: str) -> dict:
+    """The task's metrics over a whole split (sums accumulated on the host, then reduced)."""
+    totals: dict[str, float] = {}
+    for local in run.task.eval_batches(split, global_batch_size=run.config.batch_size,
+                                       process_index=jax.process_index(),
+                                       process_count=jax.process_count()):
         out = jax.device_get(eval_fn(state, global_batch(local, mesh, rules)))
-        for k in totals:
-            totals[k] += float(out[k])
-    n = max(totals["count"], 1.0)
-    return {"loss": totals["loss_sum"] / n, "accuracy": totals["correct"] / n,
-            "examples": int(totals["count"])}
+        for k, v in out.items():
+            totals[k] = totals.get(k, 0.0) + float(v)
+    return run.task.eval_reduce(totals)
 
 
 def _progress(total: int, initial: int, enabled: bool):
@@ -294,18 +337,15 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
     say(f"{jax.process_count()} process(es), {jax.device_count()} {jax.default_backend()} "
         f"device(s), mesh {dict(mesh.shape)}")
 
+    task_cls = tasks.get_class(config.task)
     if is_main:
-        data_lib.prepare(config.data)
+        task_cls.prepare_data(config)
     distributed.barrier("data prepared")
-    info = data_lib.dataset_info(config.data)
-    budget = config_lib.total_steps(config, info.split_sizes[config.data.train_split])
-    n_steps = budget.total_steps
-
-    model, tx, schedule, init_fn = build(config, info.num_classes, info.image_shape, n_steps)
-    abstract, shardings = state_shardings(init_fn, mesh, rules, config.seed)
+    run = setup(config, mesh, rules)
+    task, abstract, shardings, init_fn = run.task, run.abstract, run.shardings, run.init_fn
+    budget, n_steps = run.budget, run.total_steps
     n_params = flops.count_params(abstract.params)
-    fl = flops.flops_per_example(model, {"params": abstract.params, **abstract.model_state},
-                                 info.image_shape)
+    fl = task.flops_per_example(abstract.params, abstract.model_state)
 
     if is_main:
         with open(os.path.join(workdir, "config.json"), "w") as f:
@@ -315,8 +355,8 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
                                  max_to_keep=config.checkpoint.max_to_keep,
                                  keep_period=config.checkpoint.keep_period,
                                  async_save=config.checkpoint.async_save)
-    train_iter = data_lib.make_train_iterator(
-        config.data, global_batch_size=config.batch_size, seed=config.seed,
+    train_iter = task.train_iterator(
+        global_batch_size=config.batch_size, seed=config.seed,
         process_index=jax.process_index(), process_count=jax.process_count())
     meta = {"examples_seen": 0, "train_flops": 0.0, "wall_seconds": 0.0}
 
@@ -340,9 +380,8 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
     writer = metrics_lib.MetricWriter(workdir, active=is_main)
     writer.truncate_after(start_step)
 
-    step_fn = make_train_step_fn(config, model, tx, schedule, info.num_classes, shardings,
-                                 mesh, rules)
-    eval_fn = make_eval_fn(model, info.num_classes, config.loss, shardings, mesh, rules)
+    step_fn = make_train_step_fn(config, run, mesh, rules)
+    eval_fn = make_eval_fn(config, run, mesh, rules)
 
     # Compile before spending: the first batch fixes shapes; log memory use.
     first = global_batch(next(train_iter), mesh, rules)
@@ -411,14 +450,14 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
                         ckpt.save(step, state, data_state, meta)
                 if eval_every and step % eval_every == 0 and step != n_steps:
                     with jax.transfer_guard("allow"):
-                        ev = evaluate(state, eval_fn, config, mesh, rules,
+                        ev = evaluate(state, eval_fn, run, mesh, rules,
                                       config.data.eval_split)
                     writer.write(step, "eval", ev)
             if pending is not None:
                 read(*pending)
         bar.close()
         with jax.transfer_guard("allow"):
-            final_eval = evaluate(state, eval_fn, config, mesh, rules, config.data.eval_split)
+            final_eval = evaluate(state, eval_fn, run, mesh, rules, config.data.eval_split)
         writer.write(n_steps, "eval", final_eval)
     finally:
         bar.close()
@@ -432,8 +471,8 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
     eps = float(np.median([r["examples_per_second"] for r in train_rows[1:]] or
                           [r["examples_per_second"] for r in train_rows] or [0.0]))
     summary = {
-        "model": config.model.name, "dataset": config.data.name, "steps": n_steps,
-        "eval_accuracy": final_eval["accuracy"], "eval_loss": final_eval["loss"],
+        "task": config.task, "model": config.model.name, "dataset": config.data.name,
+        "steps": n_steps, **{f"eval_{k}": v for k, v in final_eval.items()},
         "train_loss": summary_train.get("loss"), "params": n_params,
         "forward_flops_per_example": fl["forward"], "train_flops_per_example": fl["train"],
         "examples_per_second": eps, "mfu": metrics_lib.mfu(fl["train"], eps, len(devices)),
@@ -464,7 +503,10 @@ def _print_summary(s: dict) -> None:
     print("\n".join([
         "",
         f"== {s['model']} on {s['dataset']}: {s['steps']} steps in {s['wall_seconds']:.0f}s ==",
-        f"  eval accuracy      {100 * s['eval_accuracy']:.2f}%  (loss {s['eval_loss']:.4f})",
+        *([f"  eval accuracy      {100 * s['eval_accuracy']:.2f}%  (loss {s['eval_loss']:.4f})"]
+          if "eval_accuracy" in s else
+          [f"  eval {k[5:]:<13} {v:.4g}" for k, v in s.items()
+           if k.startswith("eval_") and k != "eval_examples"]),
         f"  parameters         {s['params']:,}",
         f"  FLOPs / example    {s['forward_flops_per_example']:.3g} forward, "
         f"{s['train_flops_per_example']:.3g} train (2 x MACs; train = 3 x forward)",
@@ -478,26 +520,11 @@ def _print_summary(s: dict) -> None:
 # Command line
 # ---------------------------------------------------------------------------
 
-def parse_flags(argv: list[str], prog: str, needs_workdir: bool = True):
-    """--config=file.py[:arg] --workdir=DIR [--config.key=value ...]."""
-    parser = argparse.ArgumentParser(prog=prog)
-    parser.add_argument("--config", required=True, help="config file, e.g. configs/vit.py:B/16")
-    parser.add_argument("--workdir", required=needs_workdir, help="run directory")
-    flags, rest = parser.parse_known_args(argv)
-    overrides = []
-    for item in rest:
-        if not item.startswith("--config."):
-            parser.error(f"unrecognised argument {item!r}")
-        overrides.append(item[len("--config."):])
-    config = config_lib.load_config(flags.config)
-    config_lib.apply_overrides(config, overrides)
-    return config, flags.workdir
-
-
 def cli_main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING)
     try:
-        config, workdir = parse_flags(argv, "vision-jax train")
+        config, flags = config_lib.parse_config_args(argv, "vision-jax train")
+        workdir = flags.workdir
         train(config, workdir)
     except (config_lib.ConfigError, data_lib.DatasetNotFoundError,
             ckpt_lib.CheckpointError, TrainingDiverged) as e:
@@ -510,7 +537,8 @@ def eval_cli_main(argv: list[str]) -> int:
     """Evaluates the newest checkpoint of a workdir on the config's eval split."""
     logging.basicConfig(level=logging.WARNING)
     try:
-        config, workdir = parse_flags(argv, "vision-jax eval")
+        config, flags = config_lib.parse_config_args(argv, "vision-jax eval")
+        workdir = flags.workdir
         result = evaluate_workdir(config, workdir)
     except (config_lib.ConfigError, data_lib.DatasetNotFoundError,
             ckpt_lib.CheckpointError) as e:
@@ -520,22 +548,27 @@ def eval_cli_main(argv: list[str]) -> int:
     return 0
 
 
-def evaluate_workdir(config: ConfigDict, workdir: str) -> dict:
+def restore_workdir(config: ConfigDict, workdir: str, mesh=None, rules=None):
+    """(setup, step, state) of the newest checkpoint of a run, on `mesh` (default: all devices)."""
     distributed.maybe_initialize()
     config_lib.validate(config, num_devices=jax.device_count(),
                         process_count=jax.process_count())
-    mesh = sharding.make_mesh(dict(config.mesh))
-    rules = sharding.rules_from_config(config.logical_rules)
-    info = data_lib.dataset_info(config.data)
-    n_steps = config_lib.total_steps(config, info.split_sizes[config.data.train_split]).total_steps
-    model, _, _, init_fn = build(config, info.num_classes, info.image_shape, n_steps)
-    abstract, shardings = state_shardings(init_fn, mesh, rules, config.seed)
+    mesh = mesh if mesh is not None else sharding.make_mesh(dict(config.mesh))
+    rules = rules if rules is not None else sharding.rules_from_config(config.logical_rules)
+    run = setup(config, mesh, rules)
     ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), async_save=False)
-    found = ckpt.restore(abstract)
+    try:
+        found = ckpt.restore(run.abstract)
+    finally:
+        ckpt.close()
     if found is None:
         raise ckpt_lib.CheckpointError(f"no restorable checkpoint in {ckpt.directory}")
-    step, state = found[0], found[1]
-    eval_fn = make_eval_fn(model, info.num_classes, config.loss, shardings, mesh, rules)
-    result = evaluate(state, eval_fn, config, mesh, rules, config.data.eval_split)
-    ckpt.close()
-    return {"step": step, **result}
+    return run, found[0], found[1]
+
+
+def evaluate_workdir(config: ConfigDict, workdir: str) -> dict:
+    mesh = sharding.make_mesh(dict(config.mesh))
+    rules = sharding.rules_from_config(config.logical_rules)
+    run, step, state = restore_workdir(config, workdir, mesh, rules)
+    eval_fn = make_eval_fn(config, run, mesh, rules)
+    return {"step": step, **evaluate(state, eval_fn, run, mesh, rules, config.data.eval_split)}

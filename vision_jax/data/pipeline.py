@@ -242,12 +242,36 @@ def _dataset_info(data_cfg: Mapping, builder: tfds.core.DatasetBuilder) -> Datas
 class _Keys:
     image: str
     label: str
+    extra: tuple[str, ...] = ()  # further per-example entries a task asked for
 
     def read(self, features: Mapping) -> tuple[np.ndarray, np.int32]:
         image = np.asarray(features[self.image])
         if image.ndim == 2:
             image = image[..., None]
         return image, np.int32(features[self.label])
+
+    def read_extra(self, features: Mapping) -> dict:
+        return {key: extra_value(features, key) for key in self.extra}
+
+
+def extra_value(features: Mapping, key: str) -> np.ndarray:
+    """An `extra_keys` entry of one example: a fixed-shape feature of the
+    dataset, else a derived attribute (`shapes.ATTRIBUTES`: the main object's
+    colour, the number of objects)."""
+    if key in features:
+        return np.asarray(features[key])
+    if key in shapes.ATTRIBUTES:
+        return np.asarray(shapes.ATTRIBUTES[key](features))
+    raise ValueError(f"extra key {key!r} is neither a feature ({sorted(features)}) nor a "
+                     f"derived attribute ({sorted(shapes.ATTRIBUTES)})")
+
+
+def _extra_keys(extra_keys) -> tuple[str, ...]:
+    extra = tuple(extra_keys)
+    taken = sorted(set(extra) & {"image", "label", "mask", "soft_label"})
+    if taken:
+        raise ValueError(f"extra_keys {taken} clash with the batch's own entries")
+    return extra
 
 
 def noisy_labels(labels: np.ndarray, indices: np.ndarray, *, fraction: float,
@@ -304,7 +328,7 @@ class _TrainExample(grain.transforms.RandomMap):
     def random_map(self, features, rng: np.random.Generator):
         image, label = self.keys.read(features)
         return {"image": augment.augment_image(image, self.image_size, self.cfg, rng),
-                "label": label}
+                "label": label, **self.keys.read_extra(features)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -322,14 +346,16 @@ class _EvalExample(grain.transforms.Map):
 
     def map(self, position: int):
         if position >= self.size:
+            extra = {k: np.zeros_like(v) for k, v in self.keys.read_extra(self.source[0]).items()}
             return {"image": np.zeros(self.image_shape, np.float32),
-                    "label": np.int32(0), "mask": np.float32(0)}
+                    "label": np.int32(0), "mask": np.float32(0), **extra}
         features = self.source[position]
         if self.noise is not None:
             features = self.noise.map_with_index(position, features)
         image, label = self.keys.read(features)
         image = augment.normalize(augment.resize(image, self.image_shape[0]))
-        return {"image": image, "label": label, "mask": np.float32(1)}
+        return {"image": image, "label": label, "mask": np.float32(1),
+                **self.keys.read_extra(features)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -376,20 +402,23 @@ def _iterable(ds: grain.MapDataset, data_cfg: Mapping) -> grain.IterDataset:
 
 
 def make_train_iterator(data_cfg: Mapping, *, global_batch_size: int, seed: int,
-                        process_index: int, process_count: int) -> grain.DatasetIterator:
+                        process_index: int, process_count: int,
+                        extra_keys=()) -> grain.DatasetIterator:
     """An endless iterator of this process's training batches.
 
     Batches are dicts of numpy arrays: 'image' float32 [L, H, W, C] in
     [-1, 1], 'label' int32 [L] and, when mixup/cutmix is on, 'soft_label'
     float32 [L, num_classes], with L = global_batch_size // process_count.
-    `get_state()` returns a JSON-serialisable dict; `set_state()` on a fresh
-    iterator continues exactly where the saved one was.
+    `extra_keys` adds one entry per name (see `extra_value`), e.g. a task's
+    further targets. `get_state()` returns a JSON-serialisable dict;
+    `set_state()` on a fresh iterator continues exactly where the saved one was.
     """
     local = _local_batch_size(global_batch_size, process_index, process_count)
     info, source, size = _open(data_cfg, _get(data_cfg, "train_split"))
     cfg = _augment_config(data_cfg)
     augment_seed, mix_seed = _seeds(seed)
-    keys = _Keys(_get(data_cfg, "image_key"), _get(data_cfg, "label_key"))
+    keys = _Keys(_get(data_cfg, "image_key"), _get(data_cfg, "label_key"),
+                 _extra_keys(extra_keys))
 
     ds = grain.MapDataset.source(source)[:size]
     if _label_noise(data_cfg) > 0:
@@ -404,7 +433,8 @@ def make_train_iterator(data_cfg: Mapping, *, global_batch_size: int, seed: int,
 
 
 def make_eval_batches(data_cfg: Mapping, *, split: str, global_batch_size: int,
-                      process_index: int, process_count: int) -> grain.IterDataset:
+                      process_index: int, process_count: int,
+                      extra_keys=()) -> grain.IterDataset:
     """A finite, re-iterable sequence of this process's eval batches.
 
     Like training batches plus 'mask' float32 [L]: the split is padded with
@@ -416,7 +446,8 @@ def make_eval_batches(data_cfg: Mapping, *, split: str, global_batch_size: int,
     """
     local = _local_batch_size(global_batch_size, process_index, process_count)
     info, source, size = _open(data_cfg, split)
-    keys = _Keys(_get(data_cfg, "image_key"), _get(data_cfg, "label_key"))
+    keys = _Keys(_get(data_cfg, "image_key"), _get(data_cfg, "label_key"),
+                 _extra_keys(extra_keys))
     padded = math.ceil(size / global_batch_size) * global_batch_size
     noise = None
     if split == _get(data_cfg, "train_split") and _label_noise(data_cfg) > 0:

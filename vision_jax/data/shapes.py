@@ -314,6 +314,21 @@ def render_example(params: ShapesParams, split: str, index: int) -> dict:
     }
 
 
+def main_color(features) -> np.int32:
+    """Colour index (COLOR_NAMES) of the main object of a decoded example."""
+    return np.int32(features["objects"]["color"][0])
+
+
+def object_count(features) -> np.int32:
+    """Number of objects (main + distractors) in a decoded example."""
+    return np.int32(np.sum(features["counts"]))
+
+
+# Per-example attributes derived from the stored features, by name: the
+# pipeline's `extra_keys` puts them into batches (a multi-head feature net's targets).
+ATTRIBUTES = {"color": main_color, "count": object_count}
+
+
 def make_builder(params: ShapesParams, **kwargs) -> "Shapes":
     """A `Shapes` builder for any params (kwargs go to the builder: data_dir, ...).
 

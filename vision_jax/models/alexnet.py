@@ -15,8 +15,8 @@ At 32x32 the ImageNet stem (11x11 stride 4) leaves a 1x1 map that the third
 pool repeats the 3x3 map it then receives up to 6x6, as torchvision's
 AdaptiveAvgPool2d does for inputs smaller than its output.
 
-`adaptive_avg_pool` lives here, with the oldest family that needs it; VGG
-and GoogLeNet import it.
+`adaptive_avg_pool`, `scaled` and the initialisations are shared with VGG and
+GoogLeNet through layers.py.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from vision_jax.models.layers import (
-    boxed, check_choice, check_multiplier, check_positive, check_rate)
+    CONV_INIT, DENSE_INIT, adaptive_avg_pool, boxed, check_choice, check_multiplier,
+    check_positive, check_rate, scaled)
 
 
 class ConvSpec(NamedTuple):
@@ -52,46 +52,6 @@ CIFAR_STEM = ConvSpec(64, 3, 1, 1, True)
 STEMS = ("imagenet", "cifar")
 POOL_SIZE = (6, 6)
 HIDDEN = 4096
-
-# Kaiming-normal on fan-out for convolutions and N(0, 0.01) for dense layers:
-# torchvision's VGG initialisation, which suits this ReLU network equally.
-CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
-DENSE_INIT = nn.initializers.normal(0.01)
-
-
-def _pool_matrix(size_in: int, size_out: int) -> np.ndarray:
-    """[size_out, size_in] averaging weights of adaptive pooling along one axis.
-
-    Output cell i averages inputs floor(i*n/m) .. ceil((i+1)*n/m) - 1 (n in,
-    m out), PyTorch's AdaptiveAvgPool rule: cells overlap when n is not a
-    multiple of m, and each input is repeated when n < m.
-    """
-    m = np.zeros((size_out, size_in), np.float32)
-    for i in range(size_out):
-        start = (i * size_in) // size_out
-        end = -(-((i + 1) * size_in) // size_out)
-        m[i, start:end] = 1.0 / (end - start)
-    return m
-
-
-def adaptive_avg_pool(x: jax.Array, output_size: tuple[int, int]) -> jax.Array:
-    """[B, H, W, C] -> [B, *output_size, C] with PyTorch's adaptive-pool cells.
-
-    Separable, so it is two small matrix products whose weights are fixed at
-    trace time; it therefore also upsamples maps smaller than `output_size`.
-    """
-    h, w = x.shape[1:3]
-    if (h, w) == tuple(output_size):
-        return x
-    rows = jnp.asarray(_pool_matrix(h, output_size[0]), x.dtype)
-    cols = jnp.asarray(_pool_matrix(w, output_size[1]), x.dtype)
-    return jnp.einsum("ih,bhwc,jw->bijc", rows, x, cols)
-
-
-def scaled(channels: int, multiplier: float) -> int:
-    """A layer's width under a width multiplier (at least one channel)."""
-    return max(1, round(channels * multiplier))
-
 
 class AlexNet(nn.Module):
     """AlexNet classifier.

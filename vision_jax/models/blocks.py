@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from vision_jax.models.layers import ACTIVATIONS as _BASE_ACTIVATIONS
-from vision_jax.models.layers import boxed
+from vision_jax.models.layers import CONV_INIT, DENSE_INIT, boxed
 
 # The mobile families add the piecewise-linear activations of Sandler et al.
 # 2018 (ReLU6) and Howard et al. 2019 (hard swish/sigmoid) to the shared table.
@@ -50,10 +50,8 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 SHORTCUTS = ("none", "identity", "projection")
 
-# Kaiming-normal on fan-out, as torchvision initialises these families' convolutions.
-CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 # torchvision's MobileNet/RegNet classifier initialisation.
-HEAD_INIT = nn.initializers.normal(0.01)
+HEAD_INIT = DENSE_INIT
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:

@@ -32,9 +32,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vision_jax.models.alexnet import adaptive_avg_pool, scaled
 from vision_jax.models.layers import (
-    boxed, check_choice, check_multiplier, check_positive, check_rate)
+    adaptive_avg_pool, boxed, check_choice, check_multiplier, check_positive, check_rate,
+    scaled)
 
 
 class Inception(NamedTuple):

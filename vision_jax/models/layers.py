@@ -1,19 +1,23 @@
 """Small helpers shared by the model families.
 
 Kept deliberately thin: parameter boxing with logical axis names, the tables
-of activation functions and weight initialisations that configs may name, and
-option validation that raises errors naming the valid choices. The layers of
-the training toolbox (normalisation factory, DropConnect, fractional max
-pooling) live in toolbox.py.
+of activation functions and weight initialisations that configs may name,
+option validation that raises errors naming the valid choices, and the
+parameter-free operations several families use (adaptive average pooling,
+width multipliers, patches <-> tokens). The layers of the training toolbox
+(normalisation factory, DropConnect, fractional max pooling) live in
+toolbox.py.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Collection
 
+import einops
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Initializer = Callable[..., jax.Array]
 
@@ -54,6 +58,13 @@ INITIALIZERS: dict[str, Initializer] = {
     "lecun_uniform": nn.initializers.variance_scaling(1.0, "fan_in", "uniform"),
     "small_normal": nn.initializers.normal(0.01),
 }
+
+
+# Kaiming-normal on fan-out for convolutions (torchvision's initialisation of
+# its CNN families) and N(0, 0.01) for dense layers (its VGG, AlexNet, MobileNet
+# and RegNet classifiers).
+CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+DENSE_INIT = nn.initializers.normal(0.01)
 
 
 def boxed(init: Initializer, *names: str | None) -> Initializer:
@@ -99,3 +110,51 @@ def check_pool_ratio(owner: str, option: str, value: Any) -> None:
 def flatten_images(images: jax.Array) -> jax.Array:
     """[B, H, W, C] -> [B, H*W*C]."""
     return images.reshape(images.shape[0], -1)
+
+
+def _pool_matrix(size_in: int, size_out: int) -> np.ndarray:
+    """[size_out, size_in] averaging weights of adaptive pooling along one axis.
+
+    Output cell i averages inputs floor(i*n/m) .. ceil((i+1)*n/m) - 1 (n in,
+    m out), PyTorch's AdaptiveAvgPool rule: cells overlap when n is not a
+    multiple of m, and each input is repeated when n < m.
+    """
+    m = np.zeros((size_out, size_in), np.float32)
+    for i in range(size_out):
+        start = (i * size_in) // size_out
+        end = -(-((i + 1) * size_in) // size_out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+def adaptive_avg_pool(x: jax.Array, output_size: tuple[int, int]) -> jax.Array:
+    """[B, H, W, C] -> [B, *output_size, C] with PyTorch's adaptive-pool cells.
+
+    Separable, so it is two small matrix products whose weights are fixed at
+    trace time; it therefore also upsamples maps smaller than `output_size`.
+    """
+    h, w = x.shape[1:3]
+    if (h, w) == tuple(output_size):
+        return x
+    rows = jnp.asarray(_pool_matrix(h, output_size[0]), x.dtype)
+    cols = jnp.asarray(_pool_matrix(w, output_size[1]), x.dtype)
+    return jnp.einsum("ih,bhwc,jw->bijc", rows, x, cols)
+
+
+def scaled(channels: int, multiplier: float) -> int:
+    """A layer's width under a width multiplier (at least one channel)."""
+    return max(1, round(channels * multiplier))
+
+
+def patchify(images: jax.Array, patch: int = 1) -> jax.Array:
+    """[B, H, W, C] -> [B, (H/p)(W/p), p*p*C]: non-overlapping p x p patches in
+    row-major order, each flattened (row, column, channel). With p = 1, the
+    positions of a feature map as a token sequence (the ViT's strided-conv
+    patch embedding)."""
+    return einops.rearrange(images, "b (h p) (w q) c -> b (h w) (p q c)", p=patch, q=patch)
+
+
+def unpatchify(tokens: jax.Array, height: int, patch: int = 1) -> jax.Array:
+    """The inverse of `patchify`: [B, N, p*p*C] -> [B, height, N*p*p/height, C]."""
+    return einops.rearrange(tokens, "b (h w) (p q c) -> b (h p) (w q) c",
+                            h=height // patch, p=patch, q=patch)

@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vision_jax import mup
 from vision_jax.models.layers import (
     ACTIVATIONS, INITIALIZERS, boxed, check_choice, check_positive, check_rate,
     flatten_images)
@@ -39,6 +40,11 @@ class MLP(nn.Module):
         layers have no bias (the norm's bias replaces it).
       dropout: drop rate of the hidden activations (Srivastava et al. 2014).
       drop_connect: drop rate of the hidden kernels' weights (Wan et al. 2013).
+      parametrization: 'sp' (standard) or 'mup' (Yang et al. 2022; vision_jax/mup.py):
+        the head's init std times sqrt(m) and its input times 1/m, with
+        m = hidden[-1] / mup_base_width; hidden_0 is muP's input layer, the
+        other hidden layers its hidden ones (their LR factors: vision_jax/mup.py).
+      mup_base_width: the width at which 'mup' equals 'sp'.
 
     The logical names of consecutive hidden kernels alternate between
     ('embed', 'mlp') and ('mlp', 'embed'), as in Megatron-style tensor
@@ -55,6 +61,8 @@ class MLP(nn.Module):
     norm: str = "none"
     dropout: float = 0.0
     drop_connect: float = 0.0
+    parametrization: str = "sp"
+    mup_base_width: int = 0
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -70,6 +78,10 @@ class MLP(nn.Module):
         check_choice(owner, "norm", self.norm, NORMS)
         check_rate(owner, "dropout", self.dropout)
         check_rate(owner, "drop_connect", self.drop_connect)
+        mup.check(owner, self.parametrization, self.mup_base_width)
+        if self.parametrization == "mup" and self.kernel_init == "small_normal":
+            raise ValueError(f"{owner}: parametrization='mup' needs a fan-in-scaled kernel_init "
+                             "(variance proportional to 1/fan_in); 'small_normal' is not")
         super().__post_init__()
 
     @nn.compact
@@ -81,19 +93,29 @@ class MLP(nn.Module):
         for i, width in enumerate(self.hidden):
             out_name = "mlp" if features_name == "embed" else "embed"
             name = f"hidden_{i}"
+            kernel_init = INITIALIZERS[self.kernel_init]
+            if self.parametrization == "mup":  # factor 1 in Table 3: SP's init is muP's
+                rule = mup.multipliers("input" if i == 0 else "hidden",
+                                       width / self.mup_base_width)
+                kernel_init = mup.scale_init(kernel_init, rule.init_std)
             x = DropConnectDense(
                 width, rate=self.drop_connect, use_bias=self.norm == "none",
                 dtype=self.dtype, param_dtype=self.param_dtype,
-                kernel_init=boxed(INITIALIZERS[self.kernel_init], features_name, out_name),
+                kernel_init=boxed(kernel_init, features_name, out_name),
                 bias_init=boxed(nn.initializers.zeros, out_name),
                 name=name)(x, train=train)
             x = act(norm(x, f"{NORM_PREFIXES.get(self.norm, '')}{i}"))
             self.sow("intermediates", f"{name}_act", x)
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
             features_name = out_name
+        head_init = nn.initializers.lecun_normal()
+        if self.parametrization == "mup":
+            rule = mup.multipliers("output", self.hidden[-1] / self.mup_base_width)
+            head_init = mup.scale_init(head_init, rule.init_std)
+            x = x * jnp.asarray(rule.output, x.dtype)
         logits = nn.Dense(
             self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
-            kernel_init=boxed(nn.initializers.lecun_normal(), features_name, "classes"),
+            kernel_init=boxed(head_init, features_name, "classes"),
             bias_init=boxed(nn.initializers.zeros, "classes"),
             name="head")(x)
         return logits.astype(jnp.float32)

@@ -17,6 +17,19 @@ width_per_group=128. The inner width of stage i is
 int(width * 2**i * width_per_group / 64) * groups, which is `width * 2**i`
 for a plain ResNet.
 
+BiT options (Kolesnikov et al. 2020, "Big Transfer (BiT)", Sec. 2.1, 4.3):
+`norm='group'` replaces every batch norm by group norm (Wu & He 2018) with
+`norm_groups` groups (32 in both papers; it must divide every normalised
+width), and `weight_standardization=True` standardises each convolution
+kernel per output channel before use (Qiao et al. 2019, "Micro-Batch
+Training with Batch-Channel Normalization and Weight Standardization"):
+W' = (W - mean) / sqrt(var + 1e-10) over (kh, kw, in), BiT's epsilon. The
+stored parameter is the raw W, so the parameter tree and count are those of
+the plain model; the head (a dense layer) is not standardised. Group norm
+keeps the norm layers' names (bn1, ..., proj_bn) and their scale and bias, and
+has no running statistics. Both options default off, and the defaults build
+exactly the model of before.
+
 Batch norm keeps running statistics in the 'batch_stats' collection. Under
 `jax.jit` over a batch sharded across devices the batch mean and variance are
 computed over the global batch by the compiler, so no `axis_name` is needed.
@@ -34,7 +47,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vision_jax.models.layers import boxed, check_choice, check_positive
+from vision_jax.models.layers import CONV_INIT, boxed, check_choice, check_positive
+from vision_jax.models.toolbox import check_norm_groups
 
 # depth -> (blocks per stage, bottleneck?). He et al. 2016, Table 1.
 DEPTHS: dict[int, tuple[tuple[int, int, int, int], bool]] = {
@@ -53,9 +67,30 @@ RESNEXTS: dict[str, tuple[int, int, int]] = {
     "101_64x4d": (101, 64, 4),
 }
 
-# Kaiming-normal on fan-out, as torchvision initialises ResNet convolutions.
-_CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 _CONV_NAMES = (None, None, "conv_in", "conv_out")
+NORMS = ("batch", "group")
+WS_EPSILON = 1e-10  # BiT's (google-research/big_transfer, StdConv)
+
+
+def standardize_kernel(kernel: jax.Array, epsilon: float = WS_EPSILON) -> jax.Array:
+    """Weight standardisation of a conv kernel [kh, kw, in, out]: zero mean and unit
+    (biased) variance per output channel, over the other three axes."""
+    kernel = kernel - jnp.mean(kernel, axis=(0, 1, 2), keepdims=True)
+    return kernel * jax.lax.rsqrt(jnp.mean(jnp.square(kernel), axis=(0, 1, 2), keepdims=True)
+                                  + epsilon)
+
+
+class StdConv(nn.Conv):
+    """nn.Conv whose kernel is weight-standardised on every call (BiT's StdConv).
+
+    Same parameters as nn.Conv; the raw kernel is stored and trained, and its
+    standardised version is what the convolution uses."""
+
+    def param(self, name, init_fn, *init_args, unbox=True, **init_kwargs):
+        value = super().param(name, init_fn, *init_args, unbox=unbox, **init_kwargs)
+        if name == "kernel":
+            value = standardize_kernel(nn.unbox(value))
+        return value
 
 
 class BasicBlock(nn.Module):
@@ -142,6 +177,8 @@ class ResNet(nn.Module):
         ResNet, 128 for Wide ResNet-*-2). Bottleneck depths only.
       zero_init_residual: start each block's last BN scale at zero.
       bn_momentum: running-average decay (torchvision's momentum=0.1 is 0.9 here).
+      norm: 'batch' or 'group' (BiT); norm_groups: group norm's number of groups.
+      weight_standardization: standardise conv kernels (BiT; see the module docstring).
     """
 
     num_classes: int
@@ -153,6 +190,9 @@ class ResNet(nn.Module):
     zero_init_residual: bool = True
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
+    norm: str = "batch"
+    norm_groups: int = 32  # Wu & He 2018, Sec. 3.1; Kolesnikov et al. 2020
+    weight_standardization: bool = False
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -175,18 +215,43 @@ class ResNet(nn.Module):
                 "leaves no channels per group; int(width * width_per_group / 64) must be >= 1")
         if not 0.0 <= self.bn_momentum < 1.0:
             raise ValueError(f"{owner}: bn_momentum={self.bn_momentum!r} must lie in [0, 1)")
+        check_choice(owner, "norm", self.norm, NORMS)
+        check_norm_groups(owner, self.norm, self.norm_groups, self.normalised_widths)
+        if not isinstance(self.weight_standardization, bool):
+            raise ValueError(f"{owner}: weight_standardization={self.weight_standardization!r} "
+                             "must be True or False")
         super().__post_init__()
+
+    @property
+    def normalised_widths(self) -> list[int]:
+        """Channels of every normalised activation: the stem, and per stage the
+        block output (and a bottleneck's inner width)."""
+        _, bottleneck = DEPTHS[self.depth]
+        widths = [self.width]
+        for i in range(4):
+            filters = self.width * 2**i
+            if bottleneck:
+                widths += [bottleneck_width(filters, self.groups, self.width_per_group),
+                           filters * Bottleneck.expansion]
+            else:
+                widths.append(filters)
+        return sorted(set(widths))
 
     @nn.compact
     def __call__(self, images: jax.Array, *, train: bool) -> jax.Array:
         conv = functools.partial(
-            nn.Conv, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
-            kernel_init=boxed(_CONV_INIT, *_CONV_NAMES))
-        norm = functools.partial(
-            nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
+            StdConv if self.weight_standardization else nn.Conv, use_bias=False,
+            dtype=self.dtype, param_dtype=self.param_dtype,
+            kernel_init=boxed(CONV_INIT, *_CONV_NAMES))
+        norm_kwargs = dict(
             epsilon=self.bn_epsilon, dtype=self.dtype, param_dtype=self.param_dtype,
             scale_init=boxed(nn.initializers.ones, "norm"),
             bias_init=boxed(nn.initializers.zeros, "norm"))
+        if self.norm == "group":
+            norm = functools.partial(nn.GroupNorm, num_groups=self.norm_groups, **norm_kwargs)
+        else:
+            norm = functools.partial(nn.BatchNorm, use_running_average=not train,
+                                     momentum=self.bn_momentum, **norm_kwargs)
         stages, bottleneck = DEPTHS[self.depth]
         block_cls = BasicBlock
         if bottleneck:

@@ -34,6 +34,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vision_jax import mup
+
 KINDS = ("encoder", "decoder", "encoder_decoder")
 POSITIONS = ("learned", "sinusoidal", "relative", "rotary")
 MLPS = ("relu", "gelu", "swiglu")
@@ -73,6 +75,8 @@ class TransformerConfig:
     norm_eps: float = 1e-6
     rotary_base: float = 10_000.0
     scan_layers: bool = False            # nn.scan identical layers: one compiled/traced layer
+    parametrization: str = "sp"          # or "mup" (Yang et al. 2022): vision_jax/mup.py
+    mup_base_width: int = 0              # the d_model at which "mup" equals "sp"
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -97,6 +101,9 @@ class TransformerConfig:
               f"rotary positions need an even head_dim, got {self.d_head}")
         check(self.num_decoder_layers is None or self.kind == "encoder_decoder",
               "num_decoder_layers only applies to kind='encoder_decoder'")
+        mup.check("TransformerConfig", self.parametrization, self.mup_base_width)
+        check(not (self.parametrization == "mup" and self.scale_embeddings),
+              "scale_embeddings grows the input layer's output like sqrt(d_model), against muP")
 
     @property
     def d_head(self) -> int:
@@ -189,6 +196,8 @@ class Attention(nn.Module):
         v = nn.DenseGeneral((cfg.kv_heads, cfg.d_head), kernel_init=_init(("embed", "heads", "kv")),
                             name="value", **proj)(kv_input)
         scale = 1.0 / math.sqrt(cfg.d_head)
+        if cfg.parametrization == "mup":  # 1/d_head (Yang et al. 2022), = SP at the base width
+            scale = mup.attention_scale(cfg.d_head, cfg.d_model / cfg.mup_base_width)
         bias = None
         if cfg.position == "rotary" and kv_input is x:
             pos = jnp.broadcast_to(jnp.arange(x.shape[1]), x.shape[:2])
@@ -354,9 +363,15 @@ class Transformer(nn.Module):
         stacks = (["encoder"] if cfg.encoder_layers else []) + (["decoder"] if cfg.decoder_layers else [])
         self.final_norms = {s: _norm(cfg, f"{s}_final_norm") for s in stacks} if cfg.pre_norm else {}
         if not cfg.tie_embeddings:
+            unembed_init = _init(("embed", "vocab"))
+            if cfg.parametrization == "mup":  # init std x sqrt(m): vision_jax/mup.py
+                unembed_init = nn.with_logical_partitioning(mup.scale_init(
+                    nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal"),
+                    mup.multipliers("output", cfg.d_model / cfg.mup_base_width).init_std),
+                    ("embed", "vocab"))
             self.unembed = nn.Dense(cfg.vocab_size, use_bias=False, dtype=cfg.dtype,
                                     param_dtype=cfg.param_dtype,
-                                    kernel_init=_init(("embed", "vocab")), name="unembed")
+                                    kernel_init=unembed_init, name="unembed")
         if cfg.pooler:
             self.pooler_dense = nn.Dense(cfg.d_model, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
                                          use_bias=cfg.use_bias, kernel_init=_init(("embed", "mlp")),
@@ -382,6 +397,9 @@ class Transformer(nn.Module):
         return x
 
     def _logits(self, x):
+        if self.cfg.parametrization == "mup":  # the readout multiplier 1/m
+            m = self.cfg.d_model / self.cfg.mup_base_width
+            x = x * jnp.asarray(mup.multipliers("output", m).output, x.dtype)
         if self.cfg.tie_embeddings:
             return self.embed.attend(x)
         return self.unembed(x)

@@ -25,10 +25,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vision_jax.models.alexnet import (
-    CONV_INIT, DENSE_INIT, adaptive_avg_pool, scaled)
 from vision_jax.models.layers import (
-    boxed, check_choice, check_multiplier, check_pool_ratio, check_positive, check_rate)
+    CONV_INIT, DENSE_INIT, adaptive_avg_pool, boxed, check_choice, check_multiplier,
+    check_pool_ratio, check_positive, check_rate, scaled)
 from vision_jax.models.toolbox import POOLS, pool
 
 # Channels of the five stages and, per depth, convolutions per stage

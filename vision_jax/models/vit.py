@@ -30,7 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vision_jax.models.layers import boxed, check_choice, check_positive, check_rate
+from vision_jax import mup
+from vision_jax.models.layers import boxed, check_choice, check_positive, check_rate, patchify
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +142,7 @@ class SelfAttention(nn.Module):
     attention_impl: str | None
     dtype: Any
     param_dtype: Any
+    scale: float | None = None  # of the logits; None: 1/sqrt(head_dim)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -156,7 +158,8 @@ class SelfAttention(nn.Module):
                 bias_init=boxed(nn.initializers.zeros, "heads", "kv"), name=name)(x)
 
         q, k, v = project("query"), project("key"), project("value")
-        y = jax.nn.dot_product_attention(q, k, v, implementation=self.attention_impl)
+        y = jax.nn.dot_product_attention(q, k, v, scale=self.scale,
+                                         implementation=self.attention_impl)
         return nn.DenseGeneral(
             width, axis=(-2, -1), dtype=self.dtype, param_dtype=self.param_dtype,
             kernel_init=boxed(init, "heads", "kv", "embed"),
@@ -177,6 +180,7 @@ class EncoderBlock(nn.Module):
     dtype: Any
     param_dtype: Any
     scanned: bool = False
+    attention_scale: float | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, _=None):
@@ -186,7 +190,7 @@ class EncoderBlock(nn.Module):
             bias_init=boxed(nn.initializers.zeros, "embed"), name=name)
         drop = nn.Dropout(self.dropout, deterministic=self.deterministic)
         y = SelfAttention(self.num_heads, self.attention_impl, self.dtype, self.param_dtype,
-                          name="attention")(norm("norm1")(x))
+                          self.attention_scale, name="attention")(norm("norm1")(x))
         x = x + drop(y)
         y = MlpBlock(self.mlp_dim, self.dropout, self.deterministic, self.dtype,
                      self.param_dtype, name="mlp")(norm("norm2")(x))
@@ -208,6 +212,13 @@ class ViT(nn.Module):
       dropout: rate after the embeddings, inside the MLP and on each residual branch.
       head_zeroinit: start the head at zero (uniform first prediction).
       representation_size: if set, a Dense+tanh "pre-logits" layer of this size.
+      parametrization: 'sp' (standard) or 'mup' (Yang et al. 2022; vision_jax/mup.py):
+        with m = width / mup_base_width, attention logits scaled by
+        sqrt(head_dim/m)/head_dim (1/head_dim up to a constant), the head's
+        input times 1/m and its init std times sqrt(m) (zero stays zero). The
+        patch embedding is muP's input layer, the attention and MLP kernels
+        its hidden ones (their LR factors: vision_jax/mup.py).
+      mup_base_width: the width at which 'mup' equals 'sp'.
     """
 
     num_classes: int
@@ -224,6 +235,8 @@ class ViT(nn.Module):
     dropout: float = 0.0
     head_zeroinit: bool = True
     representation_size: int | None = None
+    parametrization: str = "sp"
+    mup_base_width: int = 0
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -238,6 +251,10 @@ class ViT(nn.Module):
         check_rate(owner, "dropout", self.dropout)
         if self.representation_size is not None:
             check_positive(owner, "representation_size", self.representation_size)
+        mup.check(owner, self.parametrization, self.mup_base_width)
+        if self.parametrization == "mup" and self.representation_size is not None:
+            raise ValueError(f"{owner}: parametrization='mup' has no rule for the pre-logits "
+                             "layer; use representation_size=None")
         super().__post_init__()
 
     @property
@@ -258,7 +275,7 @@ class ViT(nn.Module):
                     bias_init=boxed(nn.initializers.zeros, "embed"),
                     name="embedding")(images.astype(self.dtype))
         batch, h, w, _ = x.shape
-        x = x.reshape(batch, h * w, size.width)
+        x = patchify(x)  # [B, h, w, D] -> [B, h*w, D] tokens
 
         if self.posemb == "sincos2d":
             x = x + jnp.asarray(posemb_sincos_2d(h, w, size.width), self.dtype)
@@ -292,6 +309,10 @@ class ViT(nn.Module):
             features = "mlp"
         head_init = (nn.initializers.zeros if self.head_zeroinit
                      else nn.initializers.lecun_normal())
+        if self.parametrization == "mup":
+            rule = mup.multipliers("output", size.width / self.mup_base_width)
+            head_init = mup.scale_init(head_init, rule.init_std)
+            x = x * jnp.asarray(rule.output, x.dtype)
         logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
                           kernel_init=boxed(head_init, features, "classes"),
                           bias_init=boxed(nn.initializers.zeros, "classes"),
@@ -308,6 +329,9 @@ class ViT(nn.Module):
         kwargs = dict(num_heads=size.num_heads, mlp_dim=size.mlp_dim, dropout=self.dropout,
                       attention_impl=self.attention_impl, deterministic=deterministic,
                       dtype=self.dtype, param_dtype=self.param_dtype)
+        if self.parametrization == "mup":
+            kwargs["attention_scale"] = mup.attention_scale(
+                size.width // size.num_heads, size.width / self.mup_base_width)
         if self.scan:
             stack = nn.scan(block, variable_axes={"params": 0},
                             split_rngs={"params": True, "dropout": True},

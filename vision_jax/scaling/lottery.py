@@ -139,15 +139,11 @@ def runs(trial: sweep.Trial, s: Settings) -> list[Run]:
 
 def _abstract_params(config: ConfigDict):
     """The model's parameters as ShapeDtypeStructs on one device (for restore_params)."""
-    import flax.linen as nn
     import jax
-    from vision_jax import data, train
-    info = data.dataset_info(config.data)
-    _, _, _, init_fn = train.build(config, info.num_classes, info.image_shape, 1)
+    from vision_jax import train
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    boxed = jax.eval_shape(init_fn, jax.random.PRNGKey(0)).params
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
-                        nn.unbox(boxed))
+                        train.setup(config).abstract.params)
 
 
 def _trained_params(workdir: str, abstract) -> Any:
@@ -375,23 +371,23 @@ def analyse(workdir: str, log: Callable[[str], None] = print) -> list[str]:
 # ---------------------------------------------------------------------------
 # Command line.
 
-def main(argv: list[str]) -> int:
-    from vision_jax import checkpoint as ckpt_lib, data, train
-    parser = argparse.ArgumentParser(prog="vision-jax lottery",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True,
-                        help="lottery config, e.g. configs/scaling/lottery.py[:arg]")
-    parser.add_argument("--workdir", required=True, help="directory of the runs and results")
+def _add_flags(parser: argparse.ArgumentParser) -> None:
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--dry-run", action="store_true",
                       help="list the runs and which have finished; train nothing")
     only.add_argument("--analyse-only", action="store_true",
                       help="only rebuild the results table and plot from finished runs")
-    args = parser.parse_args(argv)
-    # The pruned runs all compile the same programs (the mask is state, not code).
-    sweep.use_compile_cache(os.path.join(args.workdir, "jax_cache"))
+
+
+def main(argv: list[str]) -> int:
+    """--config=configs/scaling/lottery.py[:arg] --workdir=DIR of the runs and results."""
+    from vision_jax import checkpoint as ckpt_lib, data, train
     try:
-        lottery = sweep.load_sweep(args.config)
+        lottery, args = config_lib.parse_config_args(
+            argv, "vision-jax lottery", extra=_add_flags,
+            description=__doc__.split("\n")[0])
+        # The pruned runs all compile the same programs (the mask is state, not code).
+        sweep.use_compile_cache(os.path.join(args.workdir, "jax_cache"))
         s = settings(lottery)
         if args.dry_run:
             for trial in sweep.expand(lottery):
@@ -401,7 +397,7 @@ def main(argv: list[str]) -> int:
             return 0
         if not args.analyse_only:
             start = time.perf_counter()
-            outcome = run(lottery, args.workdir, spec=args.config)
+            outcome = run(lottery, args.workdir, spec=sweep.command_spec(args))
             print(f"[lottery] {len(outcome['ran'])} run(s) trained, {len(outcome['skipped'])} "
                   f"already finished, in {time.perf_counter() - start:.0f}s")
         analyse(args.workdir)

@@ -4,6 +4,7 @@
   plot_chinchilla  loss vs N, D and C; isoFLOP curves; the compute-optimal frontier
   plot_law_groups  loss vs x for several groups of runs (e.g. per data size), each with its fit
   plot_chinchilla_groups  loss vs N with one curve of a joint L(N, D) fit per value of D
+  plot_isoflop     isoFLOP profiles: loss vs N per budget with its parabola; N_opt, D_opt vs C
   plot_curves      train and eval error against step for every run of a sweep
   plot_versus      final metrics against one swept value (e.g. test error vs width)
 
@@ -57,8 +58,16 @@ def plot_law(x, y, fit, *, xlabel: str, ylabel: str, stem: str) -> list[str]:
     return _save(fig, stem)
 
 
-def plot_chinchilla(n, d, c, y, fit, frontier: Mapping[str, Any], out: str) -> list[str]:
-    """Loss vs N/D/C, isoFLOP curves of the fit with the runs, and N_opt(C), D_opt(C)."""
+def _unidentifiable(fit) -> str:
+    """A title line for a fit whose parameters the data do not determine, else ''."""
+    if getattr(fit, "identifiable", None) is False:
+        return "UNIDENTIFIABLE, no CIs (its 'why' is in the JSON)"
+    return ""
+
+
+def plot_chinchilla(n, d, c, y, fit, frontier: Mapping[str, Any] | None, out: str) -> list[str]:
+    """Loss vs N/D/C, isoFLOP curves of the fit with the runs, and N_opt(C), D_opt(C).
+    Without a frontier (an unidentifiable fit) only the first figure is drawn."""
     n, d, c, y = (np.asarray(v, float) for v in (n, d, c, y))
     written = []
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
@@ -68,12 +77,16 @@ def plot_chinchilla(n, d, c, y, fit, frontier: Mapping[str, Any], out: str) -> l
         ax.scatter(x, pred, marker="x", s=14, color="C3", label="fit at each run")
         ax.set(xscale="log", yscale="log", xlabel=name)
         ax.grid(True, which="both", alpha=0.3)
-    axes[2].plot(frontier["compute"], frontier["loss"], color="C1", label="compute-optimal")
+    if frontier is not None:
+        axes[2].plot(frontier["compute"], frontier["loss"], color="C1", label="compute-optimal")
     axes[0].set_ylabel("loss")
-    axes[0].set_title(_label(fit), fontsize=8, loc="left")
+    warn = _unidentifiable(fit)
+    axes[0].set_title(_label(fit) + (f"\n{warn}" if warn else ""), fontsize=8, loc="left")
     axes[2].legend(fontsize=7)
     fig.colorbar(sc, ax=axes, label="log10 C")
     written += _save(fig, os.path.join(out, "loss_vs_N_D_C"))
+    if frontier is None:
+        return written
 
     # isoFLOP: at fixed C = 6ND, loss along N (Hoffmann et al. approach 2's view of the fit)
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -136,11 +149,62 @@ def plot_chinchilla_groups(n, d, y, fit, *, xlabel: str, ylabel: str, dlabel: st
     for k in ("E", "A", "alpha", "B", "beta"):
         lo, hi = fit.ci.get(k, (float("nan"), float("nan")))
         lines.append(f"{k}={fit.params[k]:.3g} [{lo:.3g}, {hi:.3g}]")
-    ax.set_title("L = E + A/N^alpha + B/D^beta, 95% CI:\n" + ", ".join(lines[:3]) + ",\n"
-                 + ", ".join(lines[3:]) + f", R²={fit.r2:.3f}", fontsize=7, loc="left")
+    warn = _unidentifiable(fit)
+    if warn:
+        lines = [f"{k}={fit.params[k]:.3g}" for k in ("E", "A", "alpha", "B", "beta")]
+    ax.set_title(f"L = E + A/N^alpha + B/D^beta, {warn or '95% CI'}:\n" + ", ".join(lines[:3])
+                 + ",\n" + ", ".join(lines[3:]) + f", R²={fit.r2:.3f}", fontsize=7, loc="left")
     ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel)
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, stem)
+
+
+def plot_isoflop(fit, *, stem: str) -> list[str]:
+    """Hoffmann et al. 2022 fig. 3 for a `fit.IsoFlopFit`: left, loss vs N per compute
+    budget with its parabola in log N and the minimum; right, N_opt (with its bootstrap
+    interval) and D_opt vs C, the fitted power laws, and lines of the published exponents
+    through the fit at the central budget, for comparison."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    used = [b for b in fit.budgets if b["used"]]
+    for i, b in enumerate(fit.budgets):
+        col = f"C{i % 10}"
+        ns, ys = np.asarray(b["N"], float), np.asarray(b["loss"], float)
+        left.scatter(ns, ys, s=16, color=col, zorder=3, alpha=1.0 if b["used"] else 0.4,
+                     label=f"C={b['compute']:.2g}" + ("" if b["used"] else " (not used)"))
+        if "parabola" in b:
+            c2, c1, c0, centre = b["parabola"]
+            x = np.linspace(np.log(ns.min()) - 0.2, np.log(ns.max()) + 0.2, 100) - centre
+            left.plot(np.exp(x + centre), np.exp(c2 * x * x + c1 * x + c0), color=col, lw=1)
+            left.scatter([b["N_opt"]], [b["loss_opt"]], marker="*", s=90, color=col,
+                         edgecolor="k", zorder=4)
+    left.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="loss",
+             title="isoFLOP profiles (parabola in log N per budget)")
+    left.legend(fontsize=6.5)
+    left.grid(True, which="both", alpha=0.3)
+
+    c = np.array([b["compute"] for b in used])
+    grid = np.geomspace(c.min() / 2, c.max() * 2, 50)
+    mid = np.exp(np.log(c).mean())
+    for key, axis, col in (("a", "N_opt", "C0"), ("b", "D_opt", "C1")):
+        vals = np.array([b[axis] for b in used])
+        err = None
+        if axis == "N_opt" and all("N_opt_ci95" in b for b in used):
+            lo, hi = np.array([b["N_opt_ci95"] for b in used]).T
+            err = np.clip(np.stack([vals - lo, hi - vals]), 0, None)
+        right.errorbar(c, vals, yerr=err, fmt="o", ms=4, color=col, capsize=2)
+        lo, hi = fit.ci.get(key, (float("nan"), float("nan")))
+        pred = fit.n_opt(grid) if key == "a" else fit.d_opt(grid)
+        right.plot(grid, pred, color=col,
+                   label=f"{axis} ∝ C^{fit.params[key]:.3f} [{lo:.3f}, {hi:.3f}]")
+        at_mid = fit.n_opt(mid) if key == "a" else fit.d_opt(mid)
+        for (name, ref), ls in zip(fit.to_json()["published"].items(), (":", "-.")):
+            right.plot(grid, at_mid * (grid / mid) ** ref[key], color=col, ls=ls, lw=0.8,
+                       label=f"{name.split(' (')[0]}: C^{ref[key]:.2f}")
+    right.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="N_opt or D_opt",
+              title="compute-optimal N and D")
+    right.legend(fontsize=6.5)
+    right.grid(True, which="both", alpha=0.3)
     return _save(fig, stem)
 
 

@@ -369,9 +369,79 @@ PALM_540B = LMPreset(
         published_mfu=0.462),
 )
 
+LLAMA3 = "Llama Team, AI @ Meta 2024, The Llama 3 Herd of Models"
+_LLAMA3 = dict(
+    # Table 3: SwiGLU, grouped-query attention with 8 key/value heads, RoPE (theta 500,000);
+    # sec. 3: 8K context in the main pre-training stage. The released checkpoints' config.json
+    # (and Meta's reference model.py): vocabulary 128,256 (Table 3's "128,000" plus 256 reserved
+    # special tokens), RMSNorm (eps 1e-5) before each sublayer and at the end, no biases,
+    # separate input embedding and output matrix.
+    kind="decoder", num_kv_heads=8, vocab_size=128_256, max_len=8192, position="rotary",
+    rotary_base=500_000.0, mlp="swiglu", norm="rmsnorm", norm_eps=1e-5, use_bias=False,
+    tie_embeddings=False,
+)
+# The untied embeddings are counted twice (input table and output matrix), as the released
+# checkpoints store both: 2 x 128,256 x d_model is 1.05B of the 8B model's 8.03B.
+_LLAMA3_NOTE = ("Exact: the released checkpoint's count follows from Table 3 with untied "
+                "input/output embeddings (128,256 x d_model each), one RMSNorm weight vector "
+                "before each sublayer and one at the end, no biases, and no position parameters "
+                "(RoPE).")
+_LLAMA3_TOKENS = f"{LLAMA3}, sec. 1: pre-trained on 'about 15T multilingual tokens'"
+
+LLAMA3_8B = LMPreset(
+    name="Llama 3 8B",
+    # Table 3: 32 layers, model dimension 4,096, FFN 14,336, 32 heads of 128, 8 KV heads.
+    config=TransformerConfig(num_layers=32, d_model=4096, d_ff=14_336, num_heads=32, **_LLAMA3),
+    published=Published(
+        params=8_030_261_248,
+        params_source="released checkpoint (Meta-Llama-3-8B / Llama-3.1-8B: 8,030,261,248)"),
+    source=LLAMA3,
+    note=_LLAMA3_NOTE,
+    training=Training(
+        chip="H100", chips=None, days=None,
+        source=f"{LLAMA3} (H100s; the 8B run's chip count and wall-clock time are not published)",
+        phases=(Phase(15e12, 8192),), tokens_source=_LLAMA3_TOKENS),
+)
+
+LLAMA3_70B = LMPreset(
+    name="Llama 3 70B",
+    # Table 3: 80 layers, model dimension 8,192, FFN 28,672, 64 heads of 128, 8 KV heads.
+    config=TransformerConfig(num_layers=80, d_model=8192, d_ff=28_672, num_heads=64, **_LLAMA3),
+    published=Published(
+        params=70_553_706_496,
+        params_source="released checkpoint (Meta-Llama-3-70B / Llama-3.1-70B: 70,553,706,496)"),
+    source=LLAMA3,
+    note=_LLAMA3_NOTE,
+    training=Training(
+        chip="H100", chips=None, days=None,
+        source=f"{LLAMA3} (H100s; the 70B run's chip count and wall-clock time are not published)",
+        phases=(Phase(15e12, 8192),), tokens_source=_LLAMA3_TOKENS),
+)
+
+LLAMA3_405B = LMPreset(
+    name="Llama 3 405B",
+    # Table 3: 126 layers, model dimension 16,384, FFN 53,248, 128 heads of 128, 8 KV heads.
+    config=TransformerConfig(num_layers=126, d_model=16_384, d_ff=53_248, num_heads=128,
+                             **_LLAMA3),
+    published=Published(
+        params=405_853_388_800,
+        params_source="released checkpoint (Llama-3.1-405B: 405,853,388,800)"),
+    source=LLAMA3,
+    note=_LLAMA3_NOTE + " Released as Llama 3.1 405B; the paper calls the family Llama 3.",
+    training=Training(
+        chip="H100", chips=16_384, days=None,
+        source=(f"{LLAMA3}, sec. 3.3 (up to 16K H100 GPUs; Table 4: 38-43% BF16 MFU; wall-clock "
+                "time not published)"),
+        # The long-context stage that follows (8K -> 128K, sec. 3.4.2) is not included.
+        phases=(Phase(15.6e12, 8192),),
+        tokens_source=f"{LLAMA3}, sec. 3: 15.6T tokens at 8K context (long-context stage not "
+                      "counted)"),
+)
+
 LANGUAGE_MODELS: tuple[LMPreset, ...] = (
     TRANSFORMER_BASE, TRANSFORMER_BIG, BERT_BASE, BERT_LARGE, XLNET_LARGE, ROBERTA_LARGE,
     GPT2_XL, MEGATRON_8B, TURING_NLG, GPT3_175B, GOPHER_280B, PALM_540B,
+    LLAMA3_8B, LLAMA3_70B, LLAMA3_405B,
 )
 
 

@@ -32,6 +32,7 @@ as the trainer counts them):
   compute_flops                   examples_seen x train_flops_per_example
   final_train_loss, final_train_accuracy, final_train_error   last logged training batch
   final_eval_loss, final_eval_accuracy, final_eval_error       the final evaluation
+  final_eval_<metric>             its other metrics (an LM's bits_per_byte, tokens)
   wall_seconds, examples_per_second, mfu (null where the device peak is unknown)
   train_curve                     [[step, loss, error], ...] of the logged training batches
   eval_curve                      [[step, loss, error], ...] of every evaluation
@@ -57,7 +58,10 @@ RESULTS_CSV = "results.csv"
 # is one vector. Other families have no embedding table; their head, whose
 # size is set by the number of classes rather than by the model's scale, is
 # excluded the same way.
-_EMBEDDING_PARAMS = {"vit": ("embedding", "pos_embedding", "head")}
+_EMBEDDING_PARAMS = {"vit": ("embedding", "pos_embedding", "head"),
+                     # the LM task's Transformer: as transformer.param_counts counts them
+                     "transformer": ("embed", "position_embedding", "segment_embedding",
+                                     "unembed")}
 _DEFAULT_EXCLUDED = ("head",)
 
 
@@ -74,19 +78,6 @@ def is_finished(workdir: str) -> bool:
     return os.path.isfile(os.path.join(workdir, SUMMARY_FILE))
 
 
-def _size(leaf: Any) -> int:
-    size = 1
-    for d in getattr(leaf, "shape", ()):
-        size *= int(d)
-    return size
-
-
-def _total(tree: Any) -> int:
-    if isinstance(tree, Mapping):
-        return sum(_total(v) for v in tree.values())
-    return _size(tree)
-
-
 def parameter_counts(params: Mapping[str, Any], model_name: str) -> dict[str, int]:
     """{'params': total, 'non_embedding_params': ...} of a parameter tree.
 
@@ -97,9 +88,11 @@ def parameter_counts(params: Mapping[str, Any], model_name: str) -> dict[str, in
     that grow with the model's scale, which is what N in a scaling law means
     (Kaplan et al. 2020, sec. 2.1).
     """
-    total = _total(params)
+    from vision_jax.flops import count_params  # JAX only here: loading results stays light
+
+    total = count_params(params)
     excluded = _EMBEDDING_PARAMS.get(model_name, _DEFAULT_EXCLUDED)
-    embedding = sum(_total(params[k]) for k in excluded if k in params)
+    embedding = count_params([params[k] for k in excluded if k in params])
     return {"params": total, "non_embedding_params": total - embedding}
 
 
@@ -151,6 +144,9 @@ def row(workdir: str) -> dict[str, Any] | None:
         "final_train_loss": summary["train_loss"],
         "final_train_accuracy": train_acc,
         "final_train_error": None if train_acc is None else 1.0 - train_acc,
+        # any other metric of the final evaluation (an LM's bits_per_byte, tokens)
+        **{"final_" + k: v for k, v in summary.items() if k.startswith("eval_")
+           and k not in ("eval_loss", "eval_accuracy")},
         "final_eval_loss": summary["eval_loss"],
         "final_eval_accuracy": summary["eval_accuracy"],
         "final_eval_error": 1.0 - summary["eval_accuracy"],

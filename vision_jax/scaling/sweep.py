@@ -15,7 +15,7 @@ A sweep config (configs/scaling/*.py) defines `get_config(arg)` returning:
              (random search, Bergstra & Bengio 2012, over the listed values)
   fit        optional: a dict, or a list of dicts, of {x, y, form, groupby}
              fitted with vision_jax.scaling.fit after the sweep and plotted
-  plots      optional: a list of {kind: 'curves' | 'versus', ...}, see `analyse`
+  plots      optional: a list of {kind: 'curves' | 'versus' | 'custom', ...}, see `analyse`
 
 Each trial is named after its axis values ('channels=8x16x32,convs_per_stage=2'),
 trains in DIR/trials/<name> and is skipped once its summary.json exists; an
@@ -256,12 +256,8 @@ def load_sweep(spec: str) -> ConfigDict:
 
 def describe(config: ConfigDict) -> dict[str, int]:
     """Parameter counts of a trial's model, from abstract shapes (nothing is allocated)."""
-    import jax
-    import flax.linen as nn
-    from vision_jax import data, train
-    info = data.dataset_info(config.data)
-    _, _, _, init_fn = train.build(config, info.num_classes, info.image_shape, 1)
-    params = nn.unbox(jax.eval_shape(init_fn, jax.random.PRNGKey(0)).params)
+    from vision_jax import train
+    params = train.setup(config).abstract.params
     return store.parameter_counts(params, config.model.name)
 
 
@@ -315,7 +311,7 @@ def run(sweep: ConfigDict, sweepdir: str, trials: Sequence[Trial], *, sweep_spec
     reported and the others go on.
     """
     from tqdm.auto import tqdm
-    from vision_jax import data
+    from vision_jax import tasks
 
     if trial_timeout and not processes:
         raise SweepError("--trial-timeout needs --processes N >= 1: a trial running in this "
@@ -328,8 +324,9 @@ def run(sweep: ConfigDict, sweepdir: str, trials: Sequence[Trial], *, sweep_spec
             continue
         config = trial_config(sweep, trial)
         # Prepared here, once per dataset variant, so that concurrent trials
-        # never race to generate the same files.
-        data.prepare(config.data)
+        # never race to generate the same files (the task knows its data: an
+        # LM task builds its text corpus).
+        tasks.get_class(config.task).prepare_data(config)
         todo.append((trial, config, write_trial_file(sweepdir, sweep_spec, trial, config)))
 
     bar = tqdm(total=len(trials), initial=len(outcome["skipped"]), unit="trial",
@@ -462,6 +459,22 @@ def _joint_fit(df, spec: Mapping[str, Any], out: str) -> tuple[list[str], dict[s
     return paths, entry
 
 
+def _custom(df, spec: Mapping[str, Any], out: str) -> tuple[list[str], dict[str, Any]]:
+    """A 'custom' plots entry: `function` ('package.module:name') called as
+    fn(df, out=out, **the entry's other keys) -> (paths, table)."""
+    import importlib
+    spec = dict(spec)
+    spec.pop("kind")
+    target = str(spec.pop("function", ""))
+    module, _, name = target.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise SweepError(f"sweep plot kind 'custom': function {target!r} is not "
+                         f"'package.module:name' of an importable function ({e})") from None
+    return fn(df, out=out, **spec)
+
+
 def analyse(sweep: ConfigDict, sweepdir: str) -> dict[str, Any]:
     """Fits and plots the finished trials into DIR/plots; writes DIR/fits.json.
 
@@ -476,7 +489,11 @@ def analyse(sweep: ConfigDict, sweepdir: str) -> dict[str, Any]:
     against step for every trial; {kind: 'versus', x: column, y: [columns],
     hue: column, labels: {column: legend label}, train_tail: k,
     interpolation_error: e} draws final metrics against a swept value (see
-    `_versus`); its table goes into fits.json.
+    `_versus`); its table goes into fits.json. {kind: 'custom', function:
+    'package.module:name', ...} calls that function as fn(df, out=DIR/plots,
+    **the entry's other keys) for an analysis of its own (e.g.
+    vision_jax.scaling.crossover); it returns (paths, table), and the table goes
+    into fits.json's 'custom' list.
     """
     from vision_jax.scaling import fit as fit_lib, plots
     df = store.load(sweepdir)
@@ -520,8 +537,13 @@ def analyse(sweep: ConfigDict, sweepdir: str) -> dict[str, Any]:
             paths, table = _versus(df, spec, out)
             report["plots"] += paths
             report.setdefault("versus", []).append(table)
+        elif kind == "custom":
+            paths, table = _custom(df, spec, out)
+            report["plots"] += paths
+            report.setdefault("custom", []).append(table)
         else:
-            raise SweepError(f"sweep plot kind {kind!r} is not valid; choose 'curves' or 'versus'")
+            raise SweepError(f"sweep plot kind {kind!r} is not valid; choose 'curves', "
+                             "'versus' or 'custom'")
     with open(os.path.join(sweepdir, "fits.json"), "w") as f:
         json.dump(report, f, indent=2)
     return report
@@ -530,10 +552,7 @@ def analyse(sweep: ConfigDict, sweepdir: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 # Command line.
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="vision-jax sweep", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True,
-                        help="sweep config, e.g. configs/scaling/demo.py[:arg]")
+def _add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sweepdir", required=True, help="directory of the trials and results")
     parser.add_argument("--dry-run", action="store_true",
                         help="list the trials and their overrides; train nothing")
@@ -555,10 +574,19 @@ def main(argv: list[str]) -> int:
                         help="only rebuild the results, fits and plots from finished trials")
     parser.add_argument("--no-analysis", action="store_true",
                         help="skip the fits and plots (e.g. in SLURM array tasks)")
-    args = parser.parse_args(argv)
 
+
+def command_spec(args) -> str:
+    """The sweep (or lottery) config as the command line gave it, overrides included."""
+    return " ".join([args.config, *(f"--config.{o}" for o in args.overrides)])
+
+
+def main(argv: list[str]) -> int:
+    """--config=configs/scaling/demo.py[:arg] --sweepdir=DIR of the trials and results."""
     try:
-        sweep = load_sweep(args.config)
+        sweep, args = config_lib.parse_config_args(
+            argv, "vision-jax sweep", extra=_add_flags, needs_workdir=False,
+            description=__doc__.split("\n")[0])
         trials = expand(sweep)
         names = {t.name for t in trials}
         for name in args.only:
@@ -590,7 +618,7 @@ def main(argv: list[str]) -> int:
         else:
             start = time.perf_counter()
             use_compile_cache(os.path.join(args.sweepdir, "jax_cache"))
-            outcome = run(sweep, args.sweepdir, trials, sweep_spec=args.config,
+            outcome = run(sweep, args.sweepdir, trials, sweep_spec=command_spec(args),
                           processes=args.processes, trial_timeout=args.trial_timeout)
             print(f"[sweep] {len(outcome['ran'])} trial(s) ran, {len(outcome['skipped'])} "
                   f"already finished, {len(outcome['failed'])} failed, in "

@@ -42,12 +42,9 @@ import jax
 import jax.numpy as jnp
 from jax.extend import core as jex_core
 
+from vision_jax.flops import count_params
 from vision_jax.models import transformer as tfm
 from vision_jax.scaling import presets as P
-
-
-def _count(tree: Any) -> int:
-    return sum(math.prod(x.shape) for x in jax.tree.leaves(nn.unbox(tree)))
 
 
 # ----------------------------------------------------------------------------- language models
@@ -59,7 +56,7 @@ def instantiated_lm_params(cfg: tfm.TransformerConfig) -> int:
     # Scanned layers trace once instead of num_layers times; the count is the same.
     variables = jax.eval_shape(tfm.Transformer(cfg.replace(scan_layers=True)).init,
                                jax.random.key(0), *args)
-    return _count(variables["params"])
+    return count_params(variables["params"])
 
 
 def lm_row(preset: P.LMPreset) -> dict[str, Any]:
@@ -68,10 +65,12 @@ def lm_row(preset: P.LMPreset) -> dict[str, Any]:
     flops = tfm.flops_per_token(cfg, preset.seq_len)
     layers = (f"{cfg.encoder_layers}+{cfg.decoder_layers}" if cfg.kind == "encoder_decoder"
               else cfg.num_layers)
-    return _row(preset, family="lm", layers=layers, width=cfg.d_model, heads=cfg.num_heads,
-                params=instantiated_lm_params(cfg), analytic=counts["total"],
-                non_embedding=counts["non_embedding"], flops=flops, unit="token",
-                context=preset.seq_len)
+    row = _row(preset, family="lm", layers=layers, width=cfg.d_model, heads=cfg.num_heads,
+               params=instantiated_lm_params(cfg), analytic=counts["total"],
+               non_embedding=counts["non_embedding"], flops=flops, unit="token",
+               context=preset.seq_len)
+    row["kv_heads"] = cfg.kv_heads   # < heads: multi-query (1) or grouped-query attention
+    return row
 
 
 # ----------------------------------------------------------------------------- vision models
@@ -148,7 +147,7 @@ def instantiated_vision_params(preset: P.VisionPreset) -> int:
     model = build_model(config, num_classes=preset.num_classes)
     images = jax.ShapeDtypeStruct((1, preset.image_size, preset.image_size, 3), jnp.float32)
     variables = jax.eval_shape(lambda k, x: model.init(k, x, train=False), jax.random.key(0), images)
-    return _count(variables["params"])
+    return count_params(variables["params"])
 
 
 def vision_row(preset: P.VisionPreset) -> dict[str, Any]:
@@ -220,7 +219,7 @@ def traced_counts(model: nn.Module, image_shape: tuple[int, int, int]) -> dict[s
         return_shape=True)(jax.random.key(0), images)
     counts: dict[str, Any] = {"macs": 0, "layers": 0, "width": None}
     _walk_macs(closed.jaxpr, counts)
-    return {"params": _count(variables["params"]), **counts}
+    return {"params": count_params(variables["params"]), **counts}
 
 
 def cnn_row(preset: P.VisionPreset) -> dict[str, Any]:
@@ -330,8 +329,13 @@ def _pct(x: float | None) -> str:
 def _main_table(table: list[Mapping[str, Any]], notes: list[str]) -> list[str]:
     header = ("model", "layers", "width", "heads", "params", "non-emb", "published", "diff",
               "fwd/unit", "fwd no-attn", "train", "train no-attn", "ctx")
+
+    def heads(r):
+        kv = r.get("kv_heads")
+        return str(r["heads"] or "-") + (f"/{kv}kv" if kv is not None and kv != r["heads"] else "")
+
     body = [(
-        _name(r, notes), str(r["layers"]), str(r["width"]), str(r["heads"] or "-"),
+        _name(r, notes), str(r["layers"]), str(r["width"]), heads(r),
         f"{r['params']:,}", "-" if r["non_embedding_params"] is None else f"{r['non_embedding_params']:,}",
         _si(r["published_params"]), _pct(r["rel_diff"]),
         f"{r['flops_per_token_or_image']:.3e}/{'tok' if r['flops_unit'] == 'token' else 'img'}",
@@ -339,7 +343,9 @@ def _main_table(table: list[Mapping[str, Any]], notes: list[str]) -> list[str]:
         f"{r['flops_train_no_attention']:.3e}", str(r["context"] or "-")) for r in table]
     lines = _align(header, body)
     lines += ["", "FLOPs: 2 x multiply-accumulates; training = 3 x forward; 'no-attn' drops the "
-              "context-dependent attention term. Non-embedding parameters as Kaplan et al. 2020.",
+              "context-dependent attention term. Non-embedding parameters as Kaplan et al. 2020. "
+              "heads: query heads, '/Nkv' where fewer key/value heads are shared (multi-query, "
+              "grouped-query attention).",
               "", "Sources (architecture followed; published count):"]
     lines += [f"  {r['name']}: {r['source']}; {r['params_source']}" for r in table
               if r["family"] == "lm" or r["published_params"] is not None]

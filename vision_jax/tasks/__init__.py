@@ -1,0 +1,35 @@
+"""Objectives as data: `config.task` names one of these, and the one trainer runs it.
+
+Each task is a file; see `vision_jax/tasks/base.py` for the interface.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from vision_jax.tasks.base import Task, group_params, with_group
+
+# name -> "module:class", imported when asked for.
+REGISTRY = {
+    "classification": "vision_jax.tasks.classification:Classification",
+    "gan": "vision_jax.tasks.gan:GAN",
+    "diffusion": "vision_jax.tasks.diffusion:Diffusion",
+    "flow": "vision_jax.tasks.flow:Flow",
+    "attributes": "vision_jax.tasks.attributes:Attributes",
+    "lm": "vision_jax.tasks.lm:LanguageModel",
+}
+
+
+def get_class(name: str) -> type[Task]:
+    if name not in REGISTRY:
+        raise KeyError(name)
+    module, _, cls = REGISTRY[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build(config, info, **dtypes) -> Task:
+    """The task `config.task` names, for a dataset described by `info`."""
+    return get_class(config.task)(config, info, **dtypes)
+
+
+__all__ = ["REGISTRY", "Task", "build", "get_class", "group_params", "with_group"]

@@ -1,0 +1,79 @@
+"""Classification: one label per image (every model of the zoo). The first task."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from vision_jax import flops, models
+from vision_jax.tasks.base import Task
+
+LOSSES = ("softmax", "multiclass_hinge")
+
+
+def cross_entropy(logits, labels, num_classes: int, label_smoothing: float = 0.0,
+                  soft_labels=None):
+    """Per-example softmax cross-entropy with optional smoothing or soft targets."""
+    if soft_labels is None:
+        soft_labels = jax.nn.one_hot(labels, num_classes, dtype=logits.dtype)
+    if label_smoothing:
+        soft_labels = soft_labels * (1.0 - label_smoothing) + label_smoothing / num_classes
+    return optax.softmax_cross_entropy(logits, soft_labels)
+
+
+def multiclass_hinge(logits, labels, margin: float = 1.0):
+    """Per-example multiclass SVM loss (Weston & Watkins 1999, as in CS231n):
+    sum over wrong classes j of max(0, s_j - s_y + margin)."""
+    correct = jnp.take_along_axis(logits, labels[:, None], axis=-1)
+    margins = jnp.maximum(0.0, logits - correct + margin)
+    return margins.sum(-1) - margin  # the j == y term contributes exactly `margin`
+
+
+def example_losses(logits, batch, *, loss: str, num_classes: int, label_smoothing: float = 0.0):
+    if loss == "multiclass_hinge":
+        return multiclass_hinge(logits, batch["label"])
+    return cross_entropy(logits, batch["label"], num_classes, label_smoothing,
+                         batch.get("soft_label"))
+
+
+class Classification(Task):
+    """Softmax (or hinge) loss on `config.model`'s logits; eval reports loss and accuracy."""
+
+    score = "accuracy"
+
+    def __init__(self, config, info, **dtypes):
+        super().__init__(config, info, **dtypes)
+        self.model = models.build_model(config.model, num_classes=info.num_classes, **dtypes)
+
+    def init(self, rng, batch):
+        # `rng` seeds the parameters as it did before tasks existed (same numbers).
+        variables = self.model.init({"params": rng, "dropout": jax.random.fold_in(rng, 1)},
+                                    batch["image"], train=False)
+        return variables["params"], {k: v for k, v in variables.items() if k != "params"}
+
+    def loss(self, params, variables, batch, rng, group=None):
+        logits, new_variables = self.model.apply(
+            {"params": params, **variables}, batch["image"], train=True,
+            rngs={"dropout": rng}, mutable=list(variables.keys()))
+        loss = example_losses(logits, batch, loss=self.config.loss,
+                              num_classes=self.info.num_classes,
+                              label_smoothing=self.config.label_smoothing).mean()
+        correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32).mean()
+        return loss, {"accuracy": correct}, dict(new_variables)
+
+    def predict(self, params, variables, images):
+        return self.model.apply({"params": params, **variables}, images, train=False)
+
+    def eval_step(self, params, variables, batch, rng):
+        logits = self.predict(params, variables, batch["image"])
+        losses = example_losses(logits, {"label": batch["label"]}, loss=self.config.loss,
+                                num_classes=self.info.num_classes)
+        mask = batch["mask"]
+        correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
+        return {"loss_sum": (losses * mask).sum(), "accuracy_sum": (correct * mask).sum(),
+                "count": mask.sum()}
+
+    def flops_per_example(self, params, variables):
+        return flops.flops_per_example(self.model, {"params": params, **variables},
+                                       self.info.image_shape)
