@@ -83,7 +83,8 @@ def point(budget: float, size: str) -> dict:
 
 
 def get_config(arg=None):
-    a = parse_arg(arg, smoke=False)
+    a = parse_arg(arg, smoke=False, runlocal=False)  # runlocal: the smoke variant
+    a.smoke = a.smoke or a.runlocal
     budgets = SMOKE if a.smoke else FULL
     c = ConfigDict()
     c.base = f"configs/lm.py:seq_len={SEQ_LEN}"
