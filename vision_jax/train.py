@@ -368,7 +368,9 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
         state = init_state(init_fn, shardings, config.seed)
         if config.init_from:
             params = ckpt_lib.restore_params(config.init_from, abstract.params)
-            state = state.replace(params=params)
+            # The EMA starts from the loaded weights, not from the random init.
+            state = state.replace(params=params,
+                                  ema=jax.tree.map(jnp.copy, params) if state.ema else {})
             say(f"initialised parameters from {config.init_from}")
         if config.prune.mask:
             mask = prune.load_mask(config.prune.mask, abstract.params)
