@@ -558,6 +558,11 @@ def restore_workdir(config: ConfigDict, workdir: str, mesh=None, rules=None):
     mesh = mesh if mesh is not None else sharding.make_mesh(dict(config.mesh))
     rules = rules if rules is not None else sharding.rules_from_config(config.logical_rules)
     run = setup(config, mesh, rules)
+    return (run, *restore_newest(run, workdir))
+
+
+def restore_newest(run: Setup, workdir: str):
+    """(step, state) of a run directory's newest checkpoint, onto `run.abstract`'s shardings."""
     ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), async_save=False)
     try:
         found = ckpt.restore(run.abstract)
@@ -565,7 +570,7 @@ def restore_workdir(config: ConfigDict, workdir: str, mesh=None, rules=None):
         ckpt.close()
     if found is None:
         raise ckpt_lib.CheckpointError(f"no restorable checkpoint in {ckpt.directory}")
-    return run, found[0], found[1]
+    return found[0], found[1]
 
 
 def evaluate_workdir(config: ConfigDict, workdir: str) -> dict:

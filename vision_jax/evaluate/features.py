@@ -202,7 +202,6 @@ def load_feature_net(resolution: int, *, root: str | None = None, train_if_missi
     # Restored without reading the dataset (it need not be on disk any more):
     # the shapes' info follows from the config. A data-parallel mesh over every
     # device: the parameters are replicated.
-    from vision_jax import checkpoint as ckpt_lib
     from vision_jax import data
     from vision_jax.data import shapes
     info = data.DatasetInfo(name="shapes", num_classes=len(shapes.SHAPES),
@@ -211,12 +210,6 @@ def load_feature_net(resolution: int, *, root: str | None = None, train_if_missi
                                          "test": int(cfg.data.shapes.test_size)})
     mesh = sharding.make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
     run = train.setup(cfg, mesh, sharding.rules_from_config(cfg.logical_rules), info=info)
-    ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), async_save=False)
-    try:
-        found = ckpt.restore(run.abstract)
-    finally:
-        ckpt.close()
-    if found is None:
-        raise ckpt_lib.CheckpointError(f"no restorable checkpoint in {ckpt.directory}")
-    params, variables = jax.device_get((found[1].params, found[1].model_state))
+    _, state = train.restore_newest(run, workdir)
+    params, variables = jax.device_get((state.params, state.model_state))
     return FeatureNet(run.task, params, variables, record)

@@ -872,11 +872,15 @@ def main(argv: list[str]) -> int:
     else:
         written += plots.plot_law(columns["x"], y, fit, xlabel=cols[args.x], ylabel=y_col,
                                   stem=os.path.join(args.out, f"loss_vs_{args.x}"))
-    path = os.path.join(args.out, "fit.json")
+    return _write_report(args.out, report, written)
+
+
+def _write_report(out: str, report: dict, written: list[str]) -> int:
+    """fit.json beside the plots already `written`; prints what was written."""
+    path = os.path.join(out, "fit.json")
     with open(path, "w") as f:
         json.dump(report, f, indent=2)
-    written.append(path)
-    print("wrote " + ", ".join(written))
+    print("wrote " + ", ".join([*written, path]))
     return 0
 
 
@@ -900,9 +904,4 @@ def _main_isoflop(args, df, y, y_col: str) -> int:
     report = {"results": os.path.abspath(args.results), "loss_column": y_col,
               "compute": args.compute_col if compute is not None else "6 N D", **fit.to_json()}
     written = plots.plot_isoflop(fit, stem=os.path.join(args.out, "isoflop"))
-    path = os.path.join(args.out, "fit.json")
-    with open(path, "w") as f:
-        json.dump(report, f, indent=2)
-    written.append(path)
-    print("wrote " + ", ".join(written))
-    return 0
+    return _write_report(args.out, report, written)

@@ -20,6 +20,7 @@ and `sample`.
 
 from __future__ import annotations
 
+import abc
 import numbers
 
 import jax
@@ -92,9 +93,9 @@ class DenoisingTask(Task):
         return jax.random.randint(rng, (num,), 0, self.num_classes)
 
     # -- objective -----------------------------------------------------------
+    @abc.abstractmethod
     def per_example_loss(self, params, variables, batch, rng, *, train: bool):
         """-> (loss per example [B], dict of scalar metrics)."""
-        raise NotImplementedError
 
     def loss(self, params, variables, batch, rng, group=None):
         per, metrics = self.per_example_loss(params, variables, batch, rng, train=True)
