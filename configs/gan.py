@@ -10,10 +10,14 @@ The generator and the discriminator are two models with two Adam chains
 (Radford et al.'s lr 2e-4, beta1 0.5) in one jitted step; the generator's
 parameters are also averaged (EMA 0.999), and sampling uses the average.
 
-Result: not yet recorded at full length. Measured so far (2026-12-03, 2-core
-x86 CPU shared with four other jobs, jax 0.10.2): the smoke run
-(`:runlocal`) trains 20 steps and writes a sample grid; see
-docs/GENERATIVE.md for what is and is not measured yet.
+Result (2026-12-03, 2-core AMD EPYC shared with other jobs, jax 0.10.2):
+a 1,500-step run (`--config.total_steps=1500`, 1,147 s) COLLAPSED. The EMA
+generator draws near-constant grey images (in-house FID 795 on 2,000 vs
+2,000 samples, worse than the Gaussian baseline's 254; recall 0; every
+sample judged one class). The raw generator draws one noisy pattern for every z
+(FID 823). Not tuned yet: the EMA decay (0.999 over a short run) and the
+learning rates are the first suspects. The full 3,000-step config has not
+been run. The smoke run (`:runlocal`, 20 steps) trains and samples in ~40 s.
 """
 
 from vision_jax.config import base_config, parse_arg, shrink_for_local
