@@ -210,6 +210,12 @@ def test_isoflop_recovers_the_known_optimum():
     with pytest.raises(ValueError, match=">= 3 compute budgets"):
         F.fit_isoflop(n[:18], d[:18], y[:18], bootstrap=0)
 
+    # 3 sizes per budget: each parabola interpolates, no scatter to draw from: no interval
+    n, d, c, y, _ = _isoflop_data(budgets, sizes=3, sigma=0.01, seed=5)
+    fit = F.fit_isoflop(n, d, y, c, bootstrap=50)
+    assert fit.ci == {} and "degree" in fit.why and fit.diagnostics["residual_dof"] == 0
+    assert "no CI" in fit.summary() and "95% CI" not in fit.summary()
+
 
 def test_fit_main_isoflop_writes_plot_and_json(tmp_path, capsys):
     budgets = np.array([1e18, 1e19, 1e20, 1e21])
@@ -254,6 +260,19 @@ def test_saturating_form_recovers_exponent():
     assert fit.params["b"] == pytest.approx(0.35, rel=0.02)
     assert fit.params["c"] == pytest.approx(0.08, rel=0.05)
     assert fit.ci["b"][0] < fit.params["b"] < fit.ci["b"][1]
+
+
+def test_saturating_fit_of_flat_errors_is_flagged_not_overflowed():
+    c = np.geomspace(1e9, 1e12, 8)
+    y = _noisy(np.full(8, 0.9), 0.002, seed=1)  # chance level: no trend
+    with np.errstate(all="raise"):
+        fit = F.fit_saturating(c, y, bootstrap=20)
+    assert all(np.isfinite(v) for v in fit.params.values())
+    assert fit.identifiable is False and "no trend" in fit.why and fit.ci == {}
+    step = np.where(c < 1e10, 0.9, 0.1)  # one jump: b runs to its bound
+    fit = F.fit_saturating(c, step, bootstrap=0)
+    assert all(np.isfinite(v) for v in fit.params.values())
+    assert fit.identifiable is False and fit.ci == {}
 
 
 def test_extrapolation_check_predicts_held_out_runs():

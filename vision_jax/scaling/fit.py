@@ -64,6 +64,7 @@ HUBER_DELTA = 1e-3
 EXPONENT_BOUNDS = (0.0, 5.0)  # alpha, beta of the Chinchilla form
 E_FLOOR_NATS = 20.0  # log E, log A, log B this far below the smallest log loss: zero in effect
 MAX_CONDITION = 1e8  # of the Hessian at the optimum; above it a Chinchilla fit is unidentifiable
+MIN_ISOFLOP_DOF = 2  # residual degrees of freedom an isoFLOP interval needs
 
 # N_opt ~ C^a, D_opt ~ C^b as published, to print beside an isoFLOP fit.
 PUBLISHED_EXPONENTS = {
@@ -416,10 +417,24 @@ def _chinchilla_identifiability(theta, draws, n, d, ln, ld, ly, bounds) -> tuple
     return not reasons, "; ".join(reasons), diag
 
 
+SATURATING_B_MAX = 5.0  # Zhai et al. fit b ~ 0.3-0.6; beyond 5 the curve is a step
+
+
+def _saturating_bounds(cs, y) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds on (log a, b, log c, log d'), C scaled to median 1: b in [0, 5], the floor c
+    below the smallest error, d' within 30 e-folds of the scaled compute. Flat errors
+    otherwise send b and a to infinity together (an overflow, not a fit)."""
+    lo_c = np.log(y.min()) - E_FLOOR_NATS
+    lo = np.array([-60.0, 0.0, lo_c, np.log(cs.min()) - 30.0])
+    hi = np.array([60.0, SATURATING_B_MAX, np.log(y.min()), np.log(cs.max()) + 30.0])
+    return lo, hi
+
+
 def _saturating_point(c, y, init: Mapping[str, float] | None = None) -> dict[str, float]:
-    """log L = log(a (C + d)^-b + c) by least squares; C scaled by its median for conditioning."""
+    """log L = log(a (C + d)^-b + c) by bounded least squares; C scaled by its median."""
     scale = float(np.median(c))
     cs, ly = c / scale, np.log(y)
+    lo, hi = _saturating_bounds(cs, y)
 
     def resid(theta):
         la, b, lc, ld = theta
@@ -427,14 +442,16 @@ def _saturating_point(c, y, init: Mapping[str, float] | None = None) -> dict[str
 
     if init:  # bootstrap resamples start from the full-data optimum
         starts = [[np.log(init["a"] * scale ** -init["b"]), init["b"],
-                   np.log(max(init["c"], 1e-12)), np.log(max(init["d"] / scale, 1e-12))]]
+                   np.log(max(init["c"], 1e-300)), np.log(max(init["d"] / scale, 1e-300))]]
     else:
         starts = []
         for b0, ld0, cfrac in itertools.product((0.2, 0.5, 1.0), (-6.0, -2.0, 0.0), (0.3, 0.8)):
             c0 = cfrac * y.min()
             starts.append([np.log(max(y.max() - c0, 1e-6)), b0, np.log(c0), ld0])
-    best = min((optimize.least_squares(resid, s, method="trf") for s in starts),
-               key=lambda r: r.cost)
+    margin = 1e-9 * (hi - lo)
+    starts = [np.clip(x0, lo + margin, hi - margin) for x0 in starts]
+    best = min((optimize.least_squares(resid, x0, bounds=(lo, hi), method="trf")
+                for x0 in starts), key=lambda r: r.cost)
     la, b, lc, ld = best.x
     # back to unscaled C: a (C/s + d')^-b = a s^b (C + d' s)^-b
     return {"a": float(np.exp(la) * scale ** b), "b": float(b), "c": float(np.exp(lc)),
@@ -531,12 +548,30 @@ def fit_chinchilla(n, d, y, *, bootstrap: int = 100, seed: int = 0, starts: int 
     return fit
 
 
+def _saturating_degenerate(params, c, y) -> str:
+    """Why a saturating fit describes no power law, or ''."""
+    if params["b"] >= 0.99 * SATURATING_B_MAX:
+        return (f"b ran to its bound {SATURATING_B_MAX:g}: the errors fall in one step, "
+                "not as a power of compute")
+    lp = np.log(_saturating(params, np.array([c.min(), c.max()])))
+    scatter = float(np.sqrt(np.mean((np.log(y) - np.log(_saturating(params, c))) ** 2)))
+    if lp[0] - lp[1] < 2 * scatter:
+        return (f"the fitted error falls by {lp[0] - lp[1]:.3g} in log over the sampled "
+                f"compute, less than twice the scatter ({scatter:.3g}): no trend to fit")
+    return ""
+
+
 def fit_saturating(c, y, *, bootstrap: int = 200, seed: int = 0, x_name: str = "C") -> Fit:
     """Zhai et al. (2022): L(C) = a (C + d)^(-b) + c, with a, b, c, d >= 0."""
     c, y = _check(c, y, "fit_saturating")
     params = _saturating_point(c, y)
     point = lambda i: _saturating_point(c[i], y[i], params)  # noqa: E731
-    fit = Fit("saturating", params, _bootstrap(point, len(c), bootstrap, seed), 0.0, len(c), x_name)
+    why = _saturating_degenerate(params, c, y)
+    if why:
+        fit = Fit("saturating", params, {}, 0.0, len(c), x_name, identifiable=False, why=why)
+    else:
+        fit = Fit("saturating", params, _bootstrap(point, len(c), bootstrap, seed), 0.0,
+                  len(c), x_name)
     fit.r2 = _r2_log(y, fit.predict(c))
     return fit
 
@@ -578,6 +613,8 @@ class IsoFlopFit:
     ci: dict[str, tuple[float, float]]
     budgets: list[dict[str, Any]]
     n: int
+    why: str = ""  # why there are no intervals, when there are none
+    diagnostics: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def n_opt(self, compute) -> np.ndarray:
         return self.params["k_N"] * np.asarray(compute, float) ** self.params["a"]
@@ -588,7 +625,8 @@ class IsoFlopFit:
     def to_json(self) -> dict[str, Any]:
         return {"form": "isoflop", "n": self.n, "params": self.params,
                 "ci95": {k: list(v) for k, v in self.ci.items()}, "budgets": self.budgets,
-                "published": PUBLISHED_EXPONENTS}
+                "published": PUBLISHED_EXPONENTS, "why_no_ci": self.why,
+                "diagnostics": self.diagnostics}
 
     def summary(self) -> str:
         used = sum(b["used"] for b in self.budgets)
@@ -603,11 +641,16 @@ class IsoFlopFit:
                 row = f"  {b['compute']:10.3g}  {b['runs']:4d}  {'-':>10}  {'-':>10}  {'-':>13}"
             lines.append(row + (f"  not used: {b['note']}" if not b["used"] else ""))
         for k, axis in (("a", "N_opt"), ("b", "D_opt")):
-            lo, hi = self.ci.get(k, (float("nan"), float("nan")))
             refs = ", ".join(f"{name.split(' (')[0]} {v[k]:.2f}" for name, v in
                              PUBLISHED_EXPONENTS.items())
-            lines.append(f"  {axis} ~ C^{k}: {k} = {self.params[k]:.3f}   95% CI [{lo:.3f}, "
-                         f"{hi:.3f}]   (published: {refs})")
+            if k in self.ci:
+                interval = f"95% CI [{self.ci[k][0]:.3f}, {self.ci[k][1]:.3f}]"
+            else:
+                interval = "no CI"
+            lines.append(f"  {axis} ~ C^{k}: {k} = {self.params[k]:.3f}   {interval}   "
+                         f"(published: {refs})")
+        if self.why:
+            lines.append(f"  NO INTERVALS: {self.why}")
         return "\n".join(lines)
 
 
@@ -637,6 +680,12 @@ def _isoflop_vertex(ln, ly) -> tuple[float, float, list[float]] | str:
     return centre + x, c0 - c1 * c1 / (4 * c2), [float(c2), float(c1), float(c0), centre]
 
 
+def _parabola(coef, ln) -> np.ndarray:
+    c2, c1, c0, centre = coef
+    x = ln - centre
+    return c2 * x * x + c1 * x + c0
+
+
 def _power_in_c(lc, lx) -> tuple[float, float]:
     """x = k C^s by least squares in log-log: (s, log k)."""
     slope, intercept = np.polyfit(lc, lx, 1)
@@ -651,8 +700,10 @@ def fit_isoflop(n, d, y, compute=None, *, budget=None, rtol: float = 0.25, boots
     within a factor 1 + rtol; compute is 6ND unless given). Per budget, a parabola in
     log N fitted to log L gives N_opt and D_opt = C / (6 N_opt); then N_opt = k_N C^a,
     D_opt = k_D C^b by least squares in log-log over the budgets whose minimum lies
-    inside their sampled N (at least 3). Intervals: percentile bootstrap, runs
-    resampled with replacement within each budget.
+    inside their sampled N (at least 3). Intervals: a residual bootstrap, each budget's
+    log losses redrawn around its parabola with the pooled residual scatter; none (and
+    `why` says so) when the parabolas leave fewer than MIN_ISOFLOP_DOF residual degrees
+    of freedom, e.g. 3 sizes per budget, which a parabola interpolates exactly.
     """
     n, y = _check(n, y, "fit_isoflop")
     d, _ = _check(d, y, "fit_isoflop")
@@ -690,35 +741,51 @@ def fit_isoflop(n, d, y, compute=None, *, budget=None, rtol: float = 0.25, boots
     b, log_kd = _power_in_c(lc, np.log([budgets[i]["D_opt"] for i in used]))
     params = {"a": a, "b": b, "k_N": float(np.exp(log_kn)), "k_D": float(np.exp(log_kd))}
 
-    rng = np.random.default_rng(seed)
-    draws: list[dict[str, float]] = []
-    n_opt_draws: dict[int, list[float]] = {i: [] for i in used}
-    for _ in range(bootstrap):
-        points = []
-        for i in used:  # a resample's minimum may fall outside the sampled N: kept, unbiased
-            idx = rng.choice(members[i], len(members[i]))
-            vertex = _isoflop_vertex(ln[idx], ly[idx])
-            if not isinstance(vertex, str):
-                points.append((i, vertex[0]))
-                n_opt_draws[i].append(float(np.exp(vertex[0])))
-        if len(points) < 3:
-            continue
-        lcb = np.log([budgets[i]["compute"] for i, _ in points])
-        lnb = np.array([x for _, x in points])
-        ab, log_knb = _power_in_c(lcb, lnb)
-        bb, log_kdb = _power_in_c(lcb, lcb - np.log(6.0) - lnb)
-        draws.append({"a": ab, "b": bb, "k_N": log_knb, "k_D": log_kdb})
+    # Residual (parametric) bootstrap: redraw each used budget's losses around its parabola
+    # with the pooled residual scatter. Resampling runs instead fails at 3-5 sizes per
+    # budget: most resamples repeat a size, have no vertex, and the few that survive are
+    # the original runs, a zero-width "interval".
+    resid = [ly[members[i]] - _parabola(budgets[i]["parabola"], ln[members[i]]) for i in used]
+    dof = sum(len(r) - 3 for r in resid)
+    sigma = float(np.sqrt(sum(float(r @ r) for r in resid) / dof)) if dof > 0 else 0.0
+    diagnostics = {"residual_sigma_log_loss": sigma, "residual_dof": dof}
+    why = ""
+    if dof < MIN_ISOFLOP_DOF:
+        why = (f"the parabolas leave {dof} residual degree(s) of freedom (runs minus 3 per "
+               f"budget; {MIN_ISOFLOP_DOF} needed): the scatter of the losses, and so the "
+               f"uncertainty of each N_opt, cannot be estimated; run more sizes per budget")
     ci: dict[str, tuple[float, float]] = {}
-    if draws:
-        ci = {k: (float(np.percentile([v[k] for v in draws], 2.5)),
-                  float(np.percentile([v[k] for v in draws], 97.5))) for k in params}
-        for k in ("k_N", "k_D"):  # percentiles of log k: a wild resample cannot overflow
-            ci[k] = (float(np.exp(ci[k][0])), float(np.exp(ci[k][1])))
-        for i, values in n_opt_draws.items():
-            if values:
-                budgets[i]["N_opt_ci95"] = [float(np.percentile(values, 2.5)),
-                                            float(np.percentile(values, 97.5))]
-    return IsoFlopFit(params, ci, budgets, len(n))
+    if bootstrap and not why:
+        rng = np.random.default_rng(seed)
+        draws: list[dict[str, float]] = []
+        n_opt_draws: dict[int, list[float]] = {i: [] for i in used}
+        for _ in range(bootstrap):
+            points = []
+            for i in used:  # a redraw's minimum may fall outside the sampled N: kept, unbiased
+                idx = members[i]
+                fitted = _parabola(budgets[i]["parabola"], ln[idx])
+                vertex = _isoflop_vertex(ln[idx], fitted + rng.normal(0.0, sigma, len(idx)))
+                if not isinstance(vertex, str):
+                    points.append((i, vertex[0]))
+                    n_opt_draws[i].append(float(np.exp(vertex[0])))
+            if len(points) < 3:
+                continue
+            lcb = np.log([budgets[i]["compute"] for i, _ in points])
+            lnb = np.array([x for _, x in points])
+            ab, log_knb = _power_in_c(lcb, lnb)
+            bb, log_kdb = _power_in_c(lcb, lcb - np.log(6.0) - lnb)
+            draws.append({"a": ab, "b": bb, "k_N": log_knb, "k_D": log_kdb})
+        diagnostics["bootstrap_draws"] = len(draws)
+        if draws:
+            ci = {k: (float(np.percentile([v[k] for v in draws], 2.5)),
+                      float(np.percentile([v[k] for v in draws], 97.5))) for k in params}
+            for k in ("k_N", "k_D"):  # percentiles of log k: a wild redraw cannot overflow
+                ci[k] = (float(np.exp(ci[k][0])), float(np.exp(ci[k][1])))
+            for i, values in n_opt_draws.items():
+                if values:
+                    budgets[i]["N_opt_ci95"] = [float(np.percentile(values, 2.5)),
+                                                float(np.percentile(values, 97.5))]
+    return IsoFlopFit(params, ci, budgets, len(n), why, diagnostics)
 
 
 def extrapolation_check(form: str, columns: Mapping[str, np.ndarray], y: np.ndarray, *,

@@ -84,6 +84,8 @@ def _fit(c: np.ndarray, e: np.ndarray, *, bootstrap: int, seed: int,
         # E.g. errors flat at chance level: the optimiser runs off to a -> inf, b -> inf.
         return None, ("degenerate fit (non-finite parameters or predictions: "
                       + ", ".join(f"{k}={v:.3g}" for k, v in law.params.items()) + ")")
+    if law.identifiable is False:
+        return None, f"degenerate fit: {law.why}"
     return law, ""
 
 

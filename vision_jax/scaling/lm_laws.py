@@ -224,13 +224,6 @@ def analyse(df, *, out: str, seq_len: int, params: str = "non_embedding_params",
         iso = fit_lib.fit_isoflop(n, d, y, c, budget=cols.get("budget"), bootstrap=bootstrap)
         table["isoflop"] = iso.to_json()
         text.append(iso.summary())
-        if min(b["runs"] for b in iso.budgets if b["used"]) <= 3:
-            # A resample of 3 runs has a vertex only when it draws all 3 (the original):
-            # the bootstrap then returns the point estimate, a zero-width "interval".
-            note = ("the budgets hold 3 runs each: the within-budget bootstrap can only "
-                    "redraw the same 3, so the intervals above carry no information")
-            table["isoflop"]["ci_note"] = note
-            text.append(f"  NOTE: {note}")
         paths += plots.plot_isoflop(iso, stem=os.path.join(out, "lm_isoflop"))
     except ValueError as e:
         table["isoflop"] = {"error": str(e)}
