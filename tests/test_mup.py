@@ -183,10 +183,22 @@ def test_coord_check_is_flat_under_mup_and_grows_under_sp():
 
 
 def test_mup_sweep_config_builds():
-    for arg, n in (("", 42), (":runlocal", 8)):
+    for arg, n in (("", 35), (":runlocal", 8)):
         s = sweep.load_sweep(config_path("scaling/mup.py") + arg)
         trials = sweep.expand(s)  # applies every trial's overrides to the base config
         assert len(trials) == n
         config = sweep.trial_config(s, trials[-1])
         assert config.model.parametrization == "mup" and config.model.mup_base_width == 32
     assert math.log2(trials[1].values["optimizer.learning_rate"]) == -6
+
+
+def test_transfer_table_shares_the_base_width_runs():
+    rows = [{"trial": f"{p}{w}{lr}", "model.parametrization": p, "model.hidden": [w, w],
+             "optimizer.learning_rate": lr, "final_eval_loss": loss}
+            for p, w, lr, loss in (("sp", 32, 0.1, 1.0), ("sp", 32, 0.01, 0.5),
+                                   ("sp", 128, 0.1, 2.0), ("sp", 128, 0.01, 0.4),
+                                   ("mup", 128, 0.1, 0.3), ("mup", 128, 0.01, 0.6))]
+    report = mup.transfer_from_rows(rows, metric="final_eval_loss", base_width=32)
+    assert report["loss"]["mup"]["32"] == report["loss"]["sp"]["32"] == {"0.01": 0.5, "0.1": 1.0}
+    assert report["best_lr"]["mup"] == {"32": 0.01, "128": 0.1}
+    assert "32" not in mup.transfer_from_rows(rows, metric="final_eval_loss")["loss"]["mup"]

@@ -526,17 +526,26 @@ def _width_of(value: Any) -> float:
 
 
 def transfer_table(sweepdir: str, *, width_key: str = "model.hidden",
-                   metric: str = "train_loss_tail", tail: int = 5) -> dict[str, Any]:
+                   metric: str = "train_loss_tail", tail: int = 5,
+                   base_width: float | None = None) -> dict[str, Any]:
     """Loss against learning rate per (parametrization, width) from a sweep's
     results.jsonl, and the best learning rate of each.
 
     metric 'train_loss_tail' is the mean training loss over each trial's last
     `tail` logged batches (Yang et al. plot training loss); any other column
     of the store (e.g. 'final_eval_loss') is read as is. Diverged trials (NaN
-    or missing loss) count as +inf.
+    or missing loss) count as +inf. muP's curve at the base width (`base_width`, or
+    each row's model.mup_base_width where the store has it) is SP's when only SP ran there.
     """
     from vision_jax.scaling import store
-    rows = store.collect(sweepdir)
+    return transfer_from_rows(store.collect(sweepdir), width_key=width_key, metric=metric,
+                              tail=tail, base_width=base_width)
+
+
+def transfer_from_rows(rows: list[Mapping[str, Any]], *, width_key: str = "model.hidden",
+                       metric: str = "train_loss_tail", tail: int = 5,
+                       base_width: float | None = None) -> dict[str, Any]:
+    """transfer_table of store rows (vision_jax.scaling.store.collect's)."""
     table: dict[str, dict[str, dict[float, float]]] = {}
     for row in rows:
         p = row.get("model.parametrization", "sp")
@@ -551,6 +560,13 @@ def transfer_table(sweepdir: str, *, width_key: str = "model.hidden",
         if not math.isfinite(y):
             y = math.inf
         table.setdefault(p, {}).setdefault(f"{w:g}", {})[lr] = y
+    base = {_width_of(r["model.mup_base_width"]) for r in rows if "model.mup_base_width" in r}
+    if base_width:
+        base.add(float(base_width))
+    for w in base:  # muP at its base width is SP exactly: a sweep may run it once
+        sp_curve = table.get("sp", {}).get(f"{w:g}")
+        if sp_curve and "mup" in table and f"{w:g}" not in table["mup"]:
+            table["mup"][f"{w:g}"] = dict(sp_curve)
     best = {p: {w: min(curve, key=curve.get) for w, curve in by_w.items()}
             for p, by_w in table.items()}
     return {"metric": metric, "loss": {p: {w: {f"{lr:g}": y for lr, y in sorted(c.items())}
@@ -617,6 +633,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--sweepdir", required=True)
     tr.add_argument("--width-key", default="model.hidden")
     tr.add_argument("--metric", default="train_loss_tail")
+    tr.add_argument("--base-width", type=float, default=None,
+                    help="muP's base width, where a sweep ran only SP (muP is SP there)")
     tr.add_argument("--out", default=None, help="default: SWEEPDIR/plots")
     args = parser.parse_args(argv)
 
@@ -648,7 +666,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[coordcheck] {result['wall_seconds']:.0f}s; wrote "
               f"{os.path.join(args.out, 'coordcheck.json')}, {', '.join(paths)}")
         return 0
-    report = transfer_table(args.sweepdir, width_key=args.width_key, metric=args.metric)
+    report = transfer_table(args.sweepdir, width_key=args.width_key, metric=args.metric,
+                            base_width=args.base_width)
     out = args.out or os.path.join(args.sweepdir, "plots")
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "mup_transfer.json"), "w") as f:

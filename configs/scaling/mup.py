@@ -71,9 +71,12 @@ def get_config(arg=None):
         "eval_every_steps=0", "checkpoint.every_steps=1000", "progress_bar=False",
         f"model.mup_base_width={BASE_WIDTH}",
     ]
+    # At the base width muP is SP exactly (every multiplier is 1), so that width runs
+    # once, under SP, and the analysis (mup.transfer_table) draws it in both panels.
+    arms = [{"model.parametrization": p, "model.hidden": (w, w)}
+            for p in ("sp", "mup") for w in WIDTHS if p == "sp" or w != BASE_WIDTH]
     c.axes = (
-        ("model.parametrization", ["sp", "mup"]),
-        ("model.hidden", [(w, w) for w in WIDTHS]),
+        ("arm", arms),
         ("optimizer.learning_rate", list(LEARNING_RATES)),
     )
     c.mode = "grid"
