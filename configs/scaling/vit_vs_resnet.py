@@ -58,33 +58,35 @@ total_examples=2e6 and add seeds) would be the real test of the crossover.
     vision-jax sweep --config=configs/scaling/vit_vs_resnet.py:runlocal --processes 2 \
         --sweepdir=workdirs/sweeps/vit_vs_resnet_smoke
 
-12 trials (1k, 3k, 8k scenes of the 8k/2k set x seeds 0, 1 x the two models),
-64 steps of 128 (8,192 examples) each. Hardware: 2-core AMD EPYC VM (23 GB)
-shared with other jobs, load average 10-17 throughout (5-8 runnable jobs per
-core); jax 0.10.2, one CPU device per trial, float32. Wall time 15 min 16 s
-for the command (905 s in the trials, 47% of one core on average for the two
-trial processes): the first ViT and ResNet trials spent 74 s and 95 s
-compiling their train steps (and ~2.5 min on the ResNet's batch-1 FLOP
-count), the later ones hit the compile cache; 100-370 examples/s per trial.
-Test accuracy on the 2,000 test scenes (mean of 2 seeds, 95% bootstrap CI over
-seeds and test scenes; chance is 12.5%):
+8 trials: 1k and 8k scenes (prefixes of one 8k/2k set) x seeds 0, 1 x the two
+models, 24,000 examples seen each (375 steps of 64, 20 warm-up). Hardware:
+2-core AMD EPYC VM (23 GB) shared with an LM sweep and two training jobs,
+load average 15-21 throughout; jax 0.10.2, one CPU device per trial,
+float32. Wall time 18 min 26 s for the command (over the 15-minute target
+on this loaded machine; the trials themselves took 96-108 s (ViT, 250-300
+examples/s) and 143-201 s (ResNet, 133-181 examples/s), so an idle machine
+should finish in well under 15 min). Test accuracy on the 2,000 test scenes
+(mean of 2 seeds; 95% bootstrap CI over seeds and test scenes; chance 12.5%):
 
           D     ViT                    ResNet (GN+WS)        ViT - ResNet
-      1,000    16.4% [14.9, 18.1]     15.5% [14.5, 16.7]    +0.9 pts [-0.9, +2.8]
-      3,000    16.3% [15.1, 17.5]     14.7% [13.2, 16.3]    +1.6 pts [-0.5, +3.6]
-      8,000    15.2% [14.1, 16.3]     15.1% [13.6, 16.5]    +0.1 pts [-1.8, +1.9]
+      1,000    20.9% [19.6, 22.1]     23.4% [21.9, 25.1]    -2.6 pts [-4.7, -0.6]
+      8,000    20.0% [18.5, 21.6]     25.2% [22.8, 27.6]    -5.2 pts [-8.1, -2.3]
 
-Both models are barely above chance after 64 steps (training loss 2.00-2.07,
-ln 8 = 2.08), so this run says nothing about a crossover: no size separates
-the models (every gap's CI contains 0), the analysis correctly reports the
-ViT's mean ahead at every size with a crossover interval open at both ends,
-and the gap's trend is -0.8 pts per decade of D (95% CI [-3.7, +2.1]). What
-the smoke run shows is the plumbing: one prepared set serving nested sizes,
-both families built from one trainer config, the store, the bootstrap and
-plots/vit_vs_resnet.png. The full variant (not run here) is the experiment;
-Dosovitskiy et al. needed ~10^7-10^8 images for the ViT to overtake BiT at
-their scale, so at <= 200k 16px scenes a no-crossover result would be the
-expected honest outcome, and the analysis is written to say so.
+No crossover: the ResNet is ahead at both sizes (each gap's CI excludes 0)
+and the gap widens by -2.9 pts per decade of D (95% CI [-6.9, +1.2]).
+Training loss tells why: at 1k scenes (24 epochs) the ResNet fits its
+training set (loss 0.32-0.39) while the ViT does not (1.74-1.77; ln 8 =
+2.08), so even the small set is not yet where a ViT would overfit it; at 8k
+both are still learning (1.72-1.95). Both models are far from converged
+after 375 steps: these are the early-training accuracies, and the CNN's
+inductive bias wins there, as Dosovitskiy et al. report at small data. A
+first version of this smoke (3 sizes, 64 steps of 128) left both models at
+chance (15-16%) and could say nothing. In the full variant's first trials
+(stopped, machine too loaded), ViTs of width 32 and 64 at depth 2 reached
+29% and 34% accuracy after 128,000 examples: a ViT on 16px `shapes` needs
+hundreds of thousands of examples before the comparison means much, which
+is why the full variant, not this smoke, is the experiment. NOT YET RUN:
+the full variant (it needs an idle 2-core machine for about 90 minutes).
 """
 
 from ml_collections import ConfigDict
@@ -101,7 +103,7 @@ RESNET = {"model.name": "resnet", "model.depth": 18, "model.width": 8, "model.st
           "model.norm": "group", "model.norm_groups": 4, "model.weight_standardization": True}
 
 FULL_SIZES = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000)
-SMOKE_SIZES = (1_000, 3_000, 8_000)
+SMOKE_SIZES = (1_000, 8_000)
 
 
 def _trainer() -> ConfigDict:
@@ -112,13 +114,14 @@ def _trainer() -> ConfigDict:
     return c
 
 
-def _shared(train_size: int, test_size: int, examples: int, warmup: int) -> list[str]:
+def _shared(train_size: int, test_size: int, examples: int, warmup: int,
+            batch: int = 128) -> list[str]:
     return [
         "data.shapes.resolution=16", "data.image_size=16", "data.shapes.max_objects=1",
         f"data.shapes.train_size={train_size}", f"data.shapes.test_size={test_size}",
         "optimizer.name=adamw", "optimizer.learning_rate=0.001", "optimizer.weight_decay=0.0001",
         "optimizer.grad_clip_norm=1.0", "schedule.name=cosine", f"schedule.warmup_steps={warmup}",
-        f"total_examples={examples}", "batch_size=128", "log_every_steps=25",
+        f"total_examples={examples}", f"batch_size={batch}", "log_every_steps=25",
         "eval_every_steps=0", "checkpoint.every_steps=1000", "progress_bar=False",
     ]
 
@@ -132,7 +135,7 @@ def get_config(arg=None):
     if a.runlocal:
         # An 8k/2k set of 16px single shapes (demo.py's): its prefixes serve every size.
         train_size, test_size, sizes = 8_000, 2_000, SMOKE_SIZES
-        c.overrides = _shared(train_size, test_size, examples=8_192, warmup=8)
+        c.overrides = _shared(train_size, test_size, examples=24_000, warmup=20, batch=64)
     else:
         train_size, test_size, sizes = 210_000, 10_000, FULL_SIZES
         c.overrides = _shared(train_size, test_size, examples=48_000, warmup=30)
