@@ -81,9 +81,10 @@ both are still learning (1.72-1.95). Both models are far from converged
 after 375 steps: these are the early-training accuracies, and the CNN's
 inductive bias wins there, as Dosovitskiy et al. report at small data. A
 first version of this smoke (3 sizes, 64 steps of 128) left both models at
-chance (15-16%) and could say nothing. In the full variant's first trials
-(stopped, machine too loaded), ViTs of width 32 and 64 at depth 2 reached
-29% and 34% accuracy after 128,000 examples: a ViT on 16px `shapes` needs
+chance (15-16%) and could say nothing. In the first trials of
+configs/scaling/vit.py's full variant (stopped: the machine was too loaded),
+ViTs of width 32 and 64 at depth 2 reached 29% and 34% accuracy after
+128,000 examples: a ViT on 16px `shapes` needs
 hundreds of thousands of examples before the comparison means much, which
 is why the full variant, not this smoke, is the experiment. NOT YET RUN:
 the full variant (it needs an idle 2-core machine for about 90 minutes).
