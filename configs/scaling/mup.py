@@ -1,29 +1,31 @@
 """muP learning-rate transfer (Yang et al. 2022, "Tensor Programs V", arXiv:2203.03466, Fig. 1):
 the MLP's Adam learning rate swept at three widths, under SP and under muP.
 
-    vision-jax sweep --config=configs/scaling/mup.py --processes 2 --sweepdir=workdirs/sweeps/mup
-    python -m vision_jax.mup transfer --sweepdir=workdirs/sweeps/mup
-
 configs/mlp.py's two-hidden-layer MLP (hidden=(w, w), ReLU) at w in {32, 128,
 512}, on `digits` (scikit-learn's 8x8 handwritten digits: 1,500 train / 297
 test), 150 Adam steps of 64 (6.4 epochs; no weight decay, no clipping, 15
 warmup steps, cosine decay), learning rate 2^-14 .. 2^-2 in steps of 4x, under
-model.parametrization='sp' and 'mup' with mup_base_width=32 (so the two agree
-at w = 32): 42 trials. vision_jax/mup.py's `transfer` command reads
-results.jsonl and draws <sweepdir>/plots/mup_transfer.png: training loss (the
-mean of the last five logged batches, steps 130-150; Yang et al. plot
-training loss) vs log2 learning rate, one curve per width, SP | muP side by
-side, and writes mup_transfer.json with the best rate of each width.
+model.parametrization='sp' at the three widths and 'mup' at 128 and 512, with
+mup_base_width=32: at the base width muP is SP exactly (tested), so that width
+runs once and the analysis draws it in both panels (--base-width 32): 35
+trials. vision_jax/mup.py's `transfer` command reads the sweep's trials and
+draws <sweepdir>/plots/mup_transfer.png: training loss (the mean of the last
+five logged batches, steps 130-150; Yang et al. plot training loss) vs log2
+learning rate, one curve per width, SP | muP side by side, and writes
+mup_transfer.json with the best rate of each width.
+
+    vision-jax sweep --config=configs/scaling/mup.py --processes 2 --sweepdir=workdirs/sweeps/mup
+    python -m vision_jax.mup transfer --sweepdir=workdirs/sweeps/mup --base-width 32
 
 Arguments: runlocal (2 widths x 2 rates x 2 parametrizations of 20 steps: a
 smoke test).
 
-Result (2 x86 CPU cores shared with other jobs, load average 12-18; 19m01s
-wall for the 42 trials in two processes, of which 500 s is training, 5-26 s
-per trial; the rest is each trial's process start, compile, eval and
-checkpoint; not measured on an idle machine, where the 15-minute target
-should hold). Training
-loss (mean of steps 130-150) at log2 lr = -14 -12 -10 -8 -6 -4 -2:
+Result, 2026-12-03 (2 x86 CPU cores shared with an LM sweep and three
+training jobs, load average 15-20): 35 trials in 16m51s wall (1,011 s in the
+sweep); the first version of this sweep, 42 trials with w = 32 run twice,
+took 19m01s at load 12-18. Neither was timed on an idle machine, where the
+15-minute target should hold. The losses below are identical, to every digit,
+in both runs (the runs are deterministic). Training loss (mean of steps 130-150) at log2 lr = -14 -12 -10 -8 -6 -4 -2:
 
     SP   w=32   2.159 1.645 0.467 0.117 0.026 0.042 0.573   best 2^-6
          w=128  1.984 0.880 0.158 0.036 0.011 0.021 2.298   best 2^-6
