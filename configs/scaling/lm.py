@@ -41,10 +41,50 @@ Variants:
          count). Designed for about 45 minutes with --processes 2 on two idle
          cores, from the step rates of the smoke run and of single runs
          (e.g. 124 steps/s at 10k, 54 at 150k), up to 90 under light load.
-         NOT YET RUN to the end: a first attempt was stopped after 4 of 28
-         trials when its sweep directory was deleted.
+         Run on 2026-12-03: see "Result, full" below.
   smoke  budgets 2e10, 6e10, 2e11; sizes 5.7k, 9.9k, 21.7k / 9.9k, 21.7k,
          38.2k / the same (9 runs).
+
+Result, full (2026-12-03; 2-core AMD EPYC, shared throughout with other
+sweeps and training jobs at load average 5-21; jax 0.10.2, float32, one CPU
+device per trial): 28 runs, 94 min 29 s wall for the command (5,669 s; the
+trials' own wall times sum to 10,200 s over the two processes, the longest
+2,084 s: 40k parameters on 25M bytes, 48,800 steps), 6.5e13 training FLOPs
+by the trainer's count. Final eval loss, nats/byte, 2,048 validation windows:
+
+    C = 6ND    N = 5.7k   9.9k   21.7k  38.2k  84.9k  150k   312k   608k   1.19M
+    2e10         2.037  2.036  2.152  2.264
+    6e10         1.886  1.845  1.840  1.918
+    2e11                1.708  1.624  1.649  1.737
+    6e11                1.656  1.510  1.473  1.476  1.565
+    2e12                       1.485  1.438  1.319  1.326  1.395
+    6e12                              1.387  1.282  1.231  1.217  1.271  1.410
+
+  Approach 2 (parabola per budget; intervals: residual bootstrap, pooled
+    scatter 0.0127 in log loss, 10 residual dof, 200 draws): N_opt = 6.2k,
+    13.5k, 26.4k, 48.2k, 116k, 212k; every minimum inside its sizes (the
+    2e10 one at their edge, N_opt 95% CI [374, 10.0k]).
+    N_opt ~ C^a, a = 0.615 [0.547, 0.955]; D_opt ~ C^b, b = 0.385
+    [0.045, 0.453]. Chinchilla's 0.49 lies outside the interval, Kaplan's
+    0.73 inside. Bytes per parameter at the optimum fall from 86 (2e10) to
+    22 (6e12).
+  Approach 3 (Chinchilla L = E + A/N^alpha + B/D^beta, 28 runs, R^2 0.987):
+    identifiable (Hessian condition 1.8e3; 1.5% of 200 bootstrap refits on
+    a bound): E = 0.77 [0.19, 1.02], A = 9.5 [4.5, 45], B = 180 [56, 1852],
+    alpha = 0.28 [0.14, 0.48], beta = 0.45 [0.34, 0.64]; compute-optimal
+    N_opt ~ C^0.621, D_opt ~ C^0.379: the same exponent as approach 2
+    (Hoffmann et al. found their approaches 2 and 3 at 0.49 and 0.46).
+  Kaplan eq. 1.5 (28 runs, R^2 0.991): alpha_N = 0.143 [0.131, 0.158],
+    alpha_D = 0.222 [0.202, 0.264], N_c = 3.8e5, D_c = 3.7e6 (published
+    0.076 and 0.103 on BPE tokens: our exponents are twice theirs, on bytes,
+    over 5.7k-1.2M parameters and 0.5-25M tokens, far below their range).
+  So at this scale both Chinchilla methods put the compute-optimal model
+  size growing as C^0.62, between Kaplan et al.'s 0.73 and Chinchilla's
+  0.49 and excluding the latter; with six budgets over 300x of compute, and
+  models this small (the embedding, logits and attention are 10-130% on top
+  of 6ND), this is a measurement of tiny byte-level models, not a test of
+  either paper. Plots: plots/lm_isoflop.png (docs/figures/lm_isoflop.png),
+  lm_kaplan.png, lm_chinchilla/.
 
 Result, smoke (2026-12-03; 2-core x86 CPU otherwise idle; 2m54s wall for the
 9 runs in two processes, 6-59 s of training each, user CPU 305 s). Final
@@ -58,9 +98,10 @@ and the vertex of each budget's parabola:
 
   Approach 2: every budget's minimum lies inside its sizes; N_opt ~ C^0.502,
     D_opt ~ C^0.498 (Chinchilla 0.49 / 0.51, Kaplan 0.73 / 0.27). No
-    interval: with 3 runs per budget the within-budget bootstrap can only
-    redraw the same 3 (fit_isoflop prints [0.502, 0.502]), and a line through
-    3 budgets spanning 10x in C has one degree of freedom. The agreement with
+    interval: with 3 runs per budget each parabola interpolates its runs and
+    nothing measures the scatter (fit_isoflop now says so rather than print
+    a zero-width interval), and a line through 3 budgets spanning 10x in C
+    has one degree of freedom. The agreement with
     Chinchilla is a point estimate, not a test; the optimum sits near 60
     bytes per parameter (Chinchilla: ~20 BPE tokens).
   Kaplan eq. 1.5 (9 runs, R^2 = 0.986 on log L): alpha_N = 0.19 [95% CI
