@@ -32,6 +32,8 @@ as the trainer counts them):
   compute_flops                   examples_seen x train_flops_per_example
   final_train_loss, final_train_accuracy, final_train_error   last logged training batch
   final_eval_loss, final_eval_accuracy, final_eval_error       the final evaluation
+                                  (accuracy and error None for tasks without an accuracy:
+                                  diffusion, flow)
   final_eval_<metric>             its other metrics (an LM's bits_per_byte, tokens)
   wall_seconds, examples_per_second, mfu (null where the device peak is unknown)
   train_curve                     [[step, loss, error], ...] of the logged training batches
@@ -116,6 +118,11 @@ def _read_metrics(workdir: str) -> list[dict]:
     return rows
 
 
+def _error(metrics: Mapping[str, Any]) -> float | None:
+    """1 - accuracy of a metrics row; None for tasks without an accuracy (diffusion, flow)."""
+    return None if metrics.get("accuracy") is None else 1.0 - metrics["accuracy"]
+
+
 def row(workdir: str) -> dict[str, Any] | None:
     """The results row of one trial workdir, or None if it has not finished."""
     if not (is_finished(workdir) and os.path.isfile(os.path.join(workdir, TRIAL_FILE))):
@@ -129,6 +136,7 @@ def row(workdir: str) -> dict[str, Any] | None:
     train_flops = summary["train_flops_per_example"]
     examples = int(last.get("examples_seen", 0))
     train_acc = last.get("accuracy")
+    eval_acc = summary.get("eval_accuracy")
     return {
         "trial": trial["name"],
         "index": trial["index"],
@@ -148,13 +156,13 @@ def row(workdir: str) -> dict[str, Any] | None:
         **{"final_" + k: v for k, v in summary.items() if k.startswith("eval_")
            and k not in ("eval_loss", "eval_accuracy")},
         "final_eval_loss": summary["eval_loss"],
-        "final_eval_accuracy": summary["eval_accuracy"],
-        "final_eval_error": 1.0 - summary["eval_accuracy"],
+        "final_eval_accuracy": eval_acc,
+        "final_eval_error": None if eval_acc is None else 1.0 - eval_acc,
         "wall_seconds": summary["wall_seconds"],
         "examples_per_second": summary["examples_per_second"],
         "mfu": summary["mfu"],
-        "train_curve": [[r["step"], r["loss"], 1.0 - r["accuracy"]] for r in train],
-        "eval_curve": [[r["step"], r["loss"], 1.0 - r["accuracy"]] for r in evals],
+        "train_curve": [[r["step"], r["loss"], _error(r)] for r in train],
+        "eval_curve": [[r["step"], r["loss"], _error(r)] for r in evals],
     }
 
 

@@ -17,6 +17,9 @@ REGISTRY = {
     "flow": "vision_jax.tasks.flow:Flow",
     "attributes": "vision_jax.tasks.attributes:Attributes",
     "lm": "vision_jax.tasks.lm:LanguageModel",
+    "pixelcnn": "vision_jax.tasks.likelihood:PixelCNN",
+    "vae": "vision_jax.tasks.likelihood:VAE",
+    "realnvp": "vision_jax.tasks.likelihood:RealNVP",
 }
 
 

@@ -1,7 +1,8 @@
 """What diffusion (tasks/diffusion.py) and flow matching (tasks/flow.py) share.
 
-Both regress a U-Net's output on a noised image at a random time, so they share:
-  - the U-Net built from `config.model` (vision_jax/models/unet.py);
+Both regress a network's output on a noised image at a random time, so they share:
+  - the network built from `config.model`: name 'unet' (vision_jax/models/unet.py)
+    or 'dit' (vision_jax/models/dit.py), both called as model(x, time, labels, train=...);
   - class conditioning with a null class for classifier-free guidance (Ho &
     Salimans 2022, arXiv:2207.12598): in training each label is replaced by the
     null class with probability `p_uncond`, so one network learns both the
@@ -26,9 +27,12 @@ import numbers
 import jax
 import jax.numpy as jnp
 
-from vision_jax.models import unet
-from vision_jax.models.layers import check_rate
+from vision_jax.models import dit, unet
+from vision_jax.models.layers import check_choice, check_rate
 from vision_jax.tasks.base import Task
+
+# config.model.name -> the builder of the denoising network.
+MODELS = {"unet": unet.from_config, "dit": dit.from_config}
 
 
 class DenoisingTask(Task):
@@ -42,8 +46,9 @@ class DenoisingTask(Task):
         self.num_classes = int(info.num_classes) if opts.conditional else 0
         check_rate(self.section, "p_uncond", opts.p_uncond)
         self.p_uncond = float(opts.p_uncond) if self.num_classes else 0.0
-        self.model = unet.from_config(config.model, num_classes=self.num_classes,
-                                      channels=channels, **dtypes)
+        check_choice(self.section, "model.name", config.model.get("name"), MODELS)
+        self.model = MODELS[config.model.name](config.model, num_classes=self.num_classes,
+                                               channels=channels, **dtypes)
 
     # -- the network ---------------------------------------------------------
     def init(self, rng, batch):
@@ -54,7 +59,7 @@ class DenoisingTask(Task):
         return variables["params"], {k: v for k, v in variables.items() if k != "params"}
 
     def apply(self, params, variables, x, time, labels, *, train=False, rng=None):
-        """The U-Net's float32 output for images x [B, H, W, C] at times [B]."""
+        """The network's float32 output for images x [B, H, W, C] at times [B]."""
         rngs = {"dropout": rng} if train and rng is not None else {}
         return self.model.apply({"params": params, **variables}, x, time, labels, train=train,
                                 rngs=rngs)
