@@ -114,7 +114,7 @@ def _build_all(path: str, arg: str) -> tuple[list, dict]:
 @pytest.mark.parametrize("arg", ["", ":runlocal"])
 def test_vit_vs_resnet_trials_build(arg):
     trials, built = _build_all(VIT_VS_RESNET, arg)
-    assert len(trials) == (12 if arg else 32)
+    assert len(trials) == (8 if arg else 32)
     by_name = {c.model.name: (c, n) for c, n in built.values()}
     assert set(by_name) == {"vit", "resnet"}
     assert by_name["vit"][1] == 115_928 and by_name["resnet"][1] == 176_272  # the docstring's
