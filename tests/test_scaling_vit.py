@@ -129,7 +129,7 @@ def test_vit_vs_resnet_trials_build(arg):
     datasets = {(c.data.shapes.train_size, c.data.shapes.test_size) for c, _ in built.values()}
     assert len(datasets) == 1
     sizes = sorted({t.values["data.num_train_examples"] for t in trials})
-    assert max(sizes) <= next(iter(datasets))[0] and len(sizes) >= 3
+    assert max(sizes) <= next(iter(datasets))[0] and len(sizes) >= 2
     seeds = {t.values["seed"] for t in trials}
     assert len(seeds) >= 2
 
