@@ -23,12 +23,12 @@ INFO = data.DatasetInfo(name="synthetic", num_classes=8, image_shape=(16, 16, 3)
 TINY = ["model.width=32", "model.depth=2", "model.num_heads=2"]
 
 
-def tiny(arg="", *overrides):
-    c = config_lib.load_config(config_path("dit.py") + (":" + arg if arg else ""))
-    section = "flow" if "flow" in arg else "diffusion"
+def tiny(*overrides):
+    """configs/dit.py (DDPM) with a 2-block DiT of width 32."""
+    c = config_lib.load_config(config_path("dit.py"))
     # p_uncond 0.5: the null class is all but sure to be drawn in a batch of 16.
     # No warm-up: its first learning rate is 0.
-    config_lib.apply_overrides(c, [*TINY, "batch_size=16", f"{section}.p_uncond=0.5",
+    config_lib.apply_overrides(c, [*TINY, "batch_size=16", "diffusion.p_uncond=0.5",
                                    "schedule.warmup_steps=0", *overrides])
     return c
 
@@ -45,8 +45,8 @@ def three_steps():
     data+FSDP mesh (one compile; the later calls hit the persistent cache)."""
     c = tiny()
     states, metrics = [], []
-    before, after, m, shardings = one_train_step(c, DATA_AND_FSDP, num_classes=8,
-                                                 image_shape=(16, 16, 3))
+    before, after, m, _ = one_train_step(c, DATA_AND_FSDP, num_classes=8,
+                                         image_shape=(16, 16, 3))
     states += [before, after]
     metrics.append(m)
     for _ in range(2):
@@ -54,11 +54,11 @@ def three_steps():
                                         image_shape=(16, 16, 3), state=states[-1])
         states.append(after)
         metrics.append(m)
-    return states, metrics, shardings
+    return states, metrics
 
 
 def test_dit_trains_on_data_and_fsdp_mesh(three_steps):
-    states, metrics, shardings = three_steps
+    states, metrics = three_steps
     for m in metrics:
         assert np.isfinite(m["loss"]) and 0 < m["grad_norm"] < np.inf
     assert [int(s.step) for s in states] == [0, 1, 2, 3]
@@ -161,7 +161,7 @@ def test_configs_build(arg):
 
 def test_bad_options_name_the_valid_choices():
     with pytest.raises(ValueError, match=r"model.name='vit'.*\['unet', 'dit'\]"):
-        train.setup(tiny("", "model.name=vit"), info=INFO)
+        train.setup(tiny("model.name=vit"), info=INFO)
     with pytest.raises(ValueError, match="variant='Z/2'"):
         dit.decode_variant("Z/2")
     with pytest.raises(ValueError, match="width=30 must be divisible by num_heads=4"):
