@@ -16,25 +16,32 @@ EMA 0.998 (eval and sampling use it). 1,200 steps = 1.5 epochs of the 50k
 scenes, sized for ~15 min on an idle 2-core CPU (~90 examples/s expected
 from the FLOPs; not measured idle).
 
-Result (2026-12-03; the machine, its load and the shortening protocol are in
-docs/GENERATIVE.md, "Likelihood models"). The 1,200-step default run above:
-FULL_RUN_PIXELCNN
-What was run: 250 steps (16k examples, 0.32 epochs) of the same recipe,
-`--config.total_steps=250 --config.schedule.warmup_steps=25
---config.ema.decay=0.98`, workdir /work/runs/pixelcnn_short.
-  test bits/dim   7.01 (EMA weights, all 10,000 test scenes; NLL 3,731 nats
-                  per image); train 7.75 at step 50, 7.39 at 100, 6.83 at 250
-  wall            39.5 min (36.3 in the trainer, 77 s of that compiling) for
-                  4.3 CPU-minutes: it got ~0.1 of a core (load average 13-25)
-  samples         `vision-jax sample --workdir=/work/runs/pixelcnn_short
-                  --num 64`, 101 s for the 768 network passes (load 7-12).
-                  Textures, not scenes: about half are dark with speckled
-                  red/green/blue noise, half light (white-pink) with coloured
-                  speckle, a few with a smooth coloured region at an edge.
-                  They copy the data's noise backgrounds and two brightness
-                  modes; no recognisable shape. Undertrained.
-The smoke (`:runlocal`, 20 steps on 1k scenes) trains, evaluates and samples
-end to end.
+Result (2026-12-03; the machine, its load and the shortened runs' protocol
+are in docs/GENERATIVE.md, "Likelihood models"). The first command above,
+run beside the VAE and RealNVP ones (load average 4-13, mean 9):
+  test bits/dim   6.03 (EMA weights, all 10,000 test scenes; NLL 3,207 nats
+                  per image). The raw final weights do better: 5.74 on the
+                  first 2,048 test scenes (EMA: 6.03 on the same), 5.75 on
+                  2,048 training scenes, so no overfitting; the 0.998
+                  average still holds 9% (0.998^1200) of the initial
+                  weights and spans a fast-moving stretch. A shorter average,
+                  or none, looks better here (not re-run).
+  train           bits/dim 6.89 at step 200, 6.13 at 400, 5.79 at 800,
+                  5.69 at 1,200
+  wall            53.0 min (50.9 in the trainer, 42 s of that compiling),
+                  16.7 CPU-minutes; on an idle 2-core CPU that is roughly
+                  10-15 min (estimated from the CPU time, not measured)
+  samples         `vision-jax sample --workdir=/work/runs/pixelcnn --num 64`,
+                  71 s for the 768 network passes (load 2-4). Saturated
+                  colour noise in patches: magenta, blue, green, white and
+                  dark regions a few pixels wide, speckled throughout; no
+                  flat background and no recognisable shape. Undertrained.
+Shortened first (250 steps, 16k examples, `--config.total_steps=250
+--config.schedule.warmup_steps=25 --config.ema.decay=0.98`, workdir
+/work/runs/pixelcnn_short, load 13-25): 7.01 test bits/dim in 39.5 min
+(4.3 CPU-minutes). Its samples were speckle in two brightness modes (dark,
+or white-pink). The smoke (`:runlocal`, 20 steps on 1k scenes) trains,
+evaluates and samples end to end.
 
 Context, not a comparison: uniform over 256 values is 8 bits/dim; one
 histogram per subpixel position (independent subpixels, fitted on the 50k

@@ -18,26 +18,30 @@ idle). bits/dim is of the uniformly dequantised pixels, one v per image:
 in expectation an upper bound on the discrete NLL.
 
 Result (2026-12-03, on the shared machine of docs/GENERATIVE.md, "Likelihood
-models", whose protocol for shortened runs this follows). Default 1,500-step
-run: FULL_RUN_REALNVP
-Shortened to 400 steps (25.6k examples, half an epoch) with
-`--config.total_steps=400 --config.schedule.warmup_steps=40
---config.ema.decay=0.98` in /work/runs/realnvp_short, it reaches 5.14 test
-bits/dim (EMA weights, 10,000 test scenes; 2,736 nats per image) after 6.47
-(step 50), 5.04 (250) and 5.13 (400) in training. 37.9 min of wall time,
-29.9 of them in the trainer (156 s compiling), 4.5 CPU-minutes. Its 64
-samples (`vision-jax sample --workdir=/work/runs/realnvp_short --num 64`,
-63 s) are saturated, blotchy fields of colour (magenta, green, blue, white)
-varying smoothly over a few pixels: no flat backgrounds, no edges, no
-shapes; local colour correlations, which is what bits/dim rewards first.
-The 20-step smoke (`:runlocal`) trains and samples end to end.
+models"). The default run (the first command, beside the PixelCNN and VAE
+runs, load average 4-13, mean 9) reaches 4.86 test bits/dim (EMA weights,
+10,000 test scenes; 2,587 nats per image); in training 5.43 at step 250,
+4.63 at 1,000, 4.52 at 1,500. The raw final weights score 4.51 on the first
+2,048 test scenes (EMA: 4.86 on the same; 4.51 on 2,048 training scenes): the
+0.998 average, which after 1,500 steps still holds 5% (0.998^1500) of the
+initial weights, costs 0.35 bits/dim here; no overfitting. Not re-run without it.
+45.8 min of wall time, 41.3 of them in the trainer (76 s compiling), 12.9
+CPU-minutes (roughly 8-12 min on an idle 2-core CPU, estimated). Its 64
+samples (`vision-jax sample --workdir=/work/runs/realnvp --num 64`, 35 s)
+are saturated colour clouds (magenta, green, blue, white) varying smoothly
+over a few pixels, with some 2x2-blocky patches (the squeeze); no flat
+backgrounds, no edges, no shapes: local colour correlations, which is what
+bits/dim rewards first.
+A shortened run before it (400 steps, `--config.total_steps=400
+--config.schedule.warmup_steps=40 --config.ema.decay=0.98`, load 13-25,
+/work/runs/realnvp_short) reached 5.14 in 37.9 min (4.5 CPU-minutes). The
+20-step smoke (`:runlocal`) trains and samples end to end.
 
-The flow beats the PixelCNN (7.01) and the VAE (<= 6.94) after these short
-runs. A likely reason, untested here: the continuous models know that
+The flow is ahead of the PixelCNN (6.03) and the VAE (<= 6.07), raw weights
+or EMA. A likely reason, untested here: the continuous models know that
 neighbouring pixel values are close, while a 256-way softmax must learn the
 order of its 256 classes from data (the argument of PixelCNN++, Salimans et
-al. 2017, for its discretised logistic mixture); the PixelCNN also saw the
-fewest examples.
+al. 2017, for its discretised logistic mixture).
 
 Context, not a comparison: uniform is 8 bits/dim; independent per-position
 histograms give 7.88 on these test scenes. Dinh et al. 2017 report 3.49

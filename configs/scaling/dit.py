@@ -16,7 +16,9 @@ vision_jax/scaling/dit_laws.py (a 'custom' plots entry) samples each trial
 (`fid`: DDIM, no guidance, as the paper's scaling figures; classes in turn,
 EMA weights), scores the samples with vision_jax.evaluate (FID in the
 in-house feature net's space against the test split), fits power laws of
-loss and FID against C and against forward GFLOPs, and draws
+loss and FID against C (the same exponents as against forward GFLOPs, C
+being GFLOPs x a constant here) with the correlation of log FID and log
+GFLOPs that the paper reports, and draws
 <sweepdir>/plots/dit_scaling.png; fits.json's `custom` table holds the numbers.
 
 Arguments:
@@ -28,7 +30,7 @@ Arguments:
             25 steps, w = 0 (500 is few for FID: its bias is large, but the
             same for every trial, so the ranking and the slope are what it
             measures). Forward FLOPs per 16x16 image (XLA's count) from 4.8M
-            (32, 2) to 63M (96, 4); training compute sums to ~3.6e13 FLOPs.
+            (32, 2) to 66M (96, 4); training compute sums to ~3.6e13 FLOPs.
             Designed for < 45 min with --processes 2 on two idle cores: CPU-s
             per step of 64, measured in one process under equal load, are
             0.10 (32, 2), 0.19 (32, 4), 0.25 (64, 2), 0.44 (64, 4), 0.36 (96, 2),
@@ -70,7 +72,15 @@ the analysis, FID sampling included, in 4 min 45 s (60 s user CPU, load
   Not a result about DiT scaling: a check that the sweep, the store, the FID
   sampling and the fits run end to end.
 
-The full variant was not run to the end here unless a note below says so.
+The full variant has NOT been run to the end. Two attempts of the second
+command above (--sweepdir=/work/runs/dit_full, 2026-12-03 14:53 and 15:19,
+load 7-12 from other jobs) were killed from outside this session, the whole
+process tree without a message, after about 10 and 8 minutes, while the
+first two trials ((96, 4) and (96, 2): 725,196 and 390,540 parameters,
+6.59e7 and 3.32e7 forward FLOPs per image) were at steps 275 / 550 and
+175 / 350 of 1000. No full-variant number exists yet. A rerun skips
+finished trials; an interrupted one starts again, since checkpoint.every_steps
+is the trial's length and it left no checkpoint to resume from.
 """
 
 from ml_collections import ConfigDict
