@@ -36,9 +36,10 @@ Arguments:
             0.10 (32, 2), 0.19 (32, 4), 0.25 (64, 2), 0.44 (64, 4), 0.36 (96, 2),
             0.69 (96, 4) (the U-Net T of configs/ddpm.py: 0.38, which trains
             at ~175 examples/s, i.e. ~1 core, on the quiet machine), so the
-            trials are ~2,500 CPU-s: ~21 min on two processes plus ~3 min
-            of compiles, ~2 min of evals and ~8 min of FID sampling (one
-            process): ~35 min.
+            trials are ~2,500 CPU-s: ~25 min on two processes (side by side
+            each runs at ~0.83 of its speed alone, measured below), plus ~1
+            min of compiles, ~2 min of evals and ~8 min of FID sampling
+            (one process): ~36 min.
 
 Lab note, 2026-12-03: the smoke run (jax 0.10.2; 2-core AMD EPYC VM shared
 with other jobs, `uptime` load average 11 at the start, 12-22 during it)
@@ -72,15 +73,18 @@ the analysis, FID sampling included, in 4 min 45 s (60 s user CPU, load
   Not a result about DiT scaling: a check that the sweep, the store, the FID
   sampling and the fits run end to end.
 
-The full variant has NOT been run to the end. Two attempts of the second
-command above (--sweepdir=/work/runs/dit_full, 2026-12-03 14:53 and 15:19,
-load 7-12 from other jobs) were killed from outside this session, the whole
-process tree without a message, after about 10 and 8 minutes, while the
-first two trials ((96, 4) and (96, 2): 725,196 and 390,540 parameters,
-6.59e7 and 3.32e7 forward FLOPs per image) were at steps 275 / 550 and
-175 / 350 of 1000. No full-variant number exists yet. A rerun skips
-finished trials; an interrupted one starts again, since checkpoint.every_steps
-is the trial's length and it left no checkpoint to resume from.
+The full variant has NOT been run to the end. Three attempts of the second
+command above (--sweepdir=/work/runs/dit_full, 2026-12-03 14:53, 15:19 and
+15:41) were killed from outside this session, each time the whole process
+tree without a message, after about 10, 8 and 4.5 minutes, while the first
+two trials ((96, 4) and (96, 2): 725,196 and 390,540 parameters, 6.59e7 and
+3.32e7 forward FLOPs per image) were at most at steps 275 and 550 of 1000.
+No full-variant number exists yet. The third attempt started on a quiet
+machine (load 1.9): side by side, (96, 2) trained at ~150 and (96, 4) at ~75
+examples/s (15-19 s compiles), 0.83 of what the one-process CPU-s above
+predict, which puts the whole sweep at ~36 min. A rerun skips finished
+trials; an interrupted one starts again, since checkpoint.every_steps is the
+trial's length and it left no checkpoint to resume from.
 """
 
 from ml_collections import ConfigDict
