@@ -40,40 +40,19 @@ average 11-20 during the run, this job got 0.43 cores on average; 1 CPU device):
   FID: pending (a colleague's evaluation module will read the .npz files).
 """
 
-from vision_jax.config import base_config, parse_arg, shrink_for_local
+from vision_jax.config import denoising_config, parse_arg, shrink_for_local
 
 
 def get_config(arg=None):
     a = parse_arg(arg, schedule="linear", prediction="eps", resolution=16, variant="T",
                   unconditional=False, runlocal=False)
-    c = base_config()
-    c.task = "diffusion"
-    c.data.name = "shapes"
-    c.data.shapes.resolution = a.resolution
-    c.data.image_size = a.resolution
-    c.data.shapes.max_objects = 1
-    c.model = {"name": "unet", "variant": a.variant, "dropout": 0.0}
+    c = denoising_config("diffusion", resolution=a.resolution, variant=a.variant)
     c.diffusion = {
         "timesteps": 1000, "schedule": a.schedule, "prediction": a.prediction,
         "conditional": not a.unconditional, "p_uncond": 0.1, "clip_denoised": True,
         # steps=0: all T steps for ddpm (at most cpu_max_steps on a CPU), 50 for ddim.
         "sample": {"sampler": "ddpm", "steps": 0, "cpu_max_steps": 250, "guidance": 1.0,
                    "eta": 0.0}}
-    c.batch_size = 64
-    c.total_steps = 2000
-    c.optimizer.name = "adam"
-    c.optimizer.learning_rate = 1e-3
-    c.optimizer.weight_decay = 0.0
-    c.optimizer.grad_clip_norm = 1.0
-    c.schedule.name = "cosine"
-    c.schedule.warmup_steps = 100
-    c.schedule.end_factor = 0.05
-    # 0.998: a 500-step horizon, so that after 2000 steps the average holds
-    # 0.998^2000 = 2% of the initial weights (0.999 would keep 14%).
-    c.ema.decay = 0.998
-    c.log_every_steps = 50
-    c.eval_every_steps = 0
-    c.checkpoint.every_steps = 500
     if a.runlocal:
         shrink_for_local(c)
         c.schedule.warmup_steps = 0

@@ -44,40 +44,19 @@ Result (2026-12-03, jax 0.10.2, 2-core x86 CPU, 1 CPU device):
 
 import os
 
-from vision_jax.config import base_config, parse_arg, shrink_for_local
+from vision_jax.config import denoising_config, parse_arg, shrink_for_local
 
 
 def get_config(arg=None):
     a = parse_arg(arg, resolution=16, variant="T", sampler="euler", unconditional=False,
                   reflow="", runlocal=False)
-    c = base_config()
-    c.task = "flow"
-    c.data.name = "shapes"
-    c.data.shapes.resolution = a.resolution
-    c.data.image_size = a.resolution
-    c.data.shapes.max_objects = 1
-    c.model = {"name": "unet", "variant": a.variant, "dropout": 0.0}
+    c = denoising_config("flow", resolution=a.resolution, variant=a.variant)
     c.flow = {
         "conditional": not a.unconditional, "p_uncond": 0.1,
         "sample": {"sampler": a.sampler, "steps": 8, "guidance": 1.0},
         # A reflow round: `teacher` is a trained flow run's workdir ('' trains on data).
         "reflow": {"teacher": a.reflow, "num_pairs": 4096, "sampler": "heun", "steps": 8,
                    "guidance": 0.0, "seed": 1}}
-    c.batch_size = 64
-    c.total_steps = 2000
-    c.optimizer.name = "adam"
-    c.optimizer.learning_rate = 1e-3
-    c.optimizer.weight_decay = 0.0
-    c.optimizer.grad_clip_norm = 1.0
-    c.schedule.name = "cosine"
-    c.schedule.warmup_steps = 100
-    c.schedule.end_factor = 0.05
-    # 0.998: a 500-step horizon, so that after 2000 steps the average holds
-    # 0.998^2000 = 2% of the initial weights (0.999 would keep 14%).
-    c.ema.decay = 0.998
-    c.log_every_steps = 50
-    c.eval_every_steps = 0
-    c.checkpoint.every_steps = 500
     if a.reflow:
         # A reflow round starts from the teacher's weights (to save CPU time) and
         # fine-tunes on its couplings. The trainer's EMA starts from the fresh init,
