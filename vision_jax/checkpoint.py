@@ -105,17 +105,17 @@ class Checkpointer:
         self._manager.close()
 
 
-def restore_params(path: str, abstract_params: Any, item: str = "params") -> Any:
-    """Loads only the parameters from another run's checkpoint (init_from).
-
-    `path` is a run's checkpoint directory (newest step is used) or one step's
-    directory inside it. `item="ema"` reads the run's parameter average instead
-    (a reflow teacher's sampling weights).
-    """
+def _checkpoint_dir(path: str) -> tuple[str, int | None]:
+    """(manager directory, step or None) of a run's checkpoint dir or one step's."""
     path = os.path.abspath(path)
     parent, leaf = os.path.split(path)
-    step = int(leaf) if leaf.isdigit() else None
-    directory = parent if step is not None else path
+    return (parent, int(leaf)) if leaf.isdigit() else (path, None)
+
+
+def _read_only(path: str):
+    """(read-only manager, directory, step) of `path` (the newest step of a
+    checkpoint directory, or the one step named)."""
+    directory, step = _checkpoint_dir(path)
     if not os.path.isdir(directory):
         raise CheckpointError(f"init checkpoint {path!r} does not exist")
     manager = ocp.CheckpointManager(directory, item_names=("state", "data", "meta"),
@@ -123,6 +123,17 @@ def restore_params(path: str, abstract_params: Any, item: str = "params") -> Any
     step = manager.latest_step() if step is None else step
     if step is None:
         raise CheckpointError(f"no checkpoint steps in {directory!r}")
+    return manager, directory, step
+
+
+def restore_params(path: str, abstract_params: Any, item: str = "params") -> Any:
+    """Loads only the parameters from another run's checkpoint (init_from).
+
+    `path` is a run's checkpoint directory (newest step is used) or one step's
+    directory inside it. `item="ema"` reads the run's parameter average instead
+    (a reflow teacher's sampling weights).
+    """
+    manager, directory, step = _read_only(path)
     try:
         restored = manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.PyTreeRestore(
@@ -134,3 +145,70 @@ def restore_params(path: str, abstract_params: Any, item: str = "params") -> Any
     except Exception as e:  # noqa: BLE001
         raise CheckpointError(f"cannot read {item} from {directory!r} step {step}: {e}") from e
     return restored["state"][item]
+
+
+# ---------------------------------------------------------------------------
+# Imported weights (vision_jax/weights): a one-step checkpoint init_from reads
+# ---------------------------------------------------------------------------
+
+IMPORTED_META = "weights.json"  # next to the steps: where the weights came from
+
+
+def save_imported(directory: str, params: Any, model_state: Any, meta: dict) -> None:
+    """Writes imported weights as step 0 of a checkpoint that `init_from` reads.
+
+    The state item holds only `params` and, for batch-norm models,
+    `model_state` (={'batch_stats': ...}); `meta` (source file, sha256,
+    preprocessing, ...) is written both as the meta item and as
+    `<directory>/weights.json`, the mark of an imported checkpoint.
+    """
+    import json
+    state = {"params": params}
+    if jax.tree.leaves(model_state):
+        state["model_state"] = model_state
+    state = jax.tree.map(jax.numpy.asarray, state)
+    ckpt = Checkpointer(directory, max_to_keep=0, async_save=False)
+    ckpt.save(0, state, {}, meta)
+    ckpt.close()
+    with open(os.path.join(os.path.abspath(directory), IMPORTED_META), "w") as f:
+        json.dump(meta, f, indent=2, default=str)
+
+
+def imported_meta(path: str) -> dict | None:
+    """The weights.json of an imported checkpoint (`path` as init_from takes
+    it), or None for a trainer's checkpoint."""
+    import json
+    meta = os.path.join(_checkpoint_dir(path)[0], IMPORTED_META)
+    if not os.path.isfile(meta):
+        return None
+    with open(meta) as f:
+        return json.load(f)
+
+
+def restore_init(path: str, abstract_params: Any, abstract_model_state: Any):
+    """(params, model_state or None) for init_from.
+
+    model_state (batch-norm running statistics) is read only from imported
+    weights: a pretrained network's statistics belong to its parameters. A
+    trainer checkpoint gives its parameters only, as init_from always did.
+    """
+    params = restore_params(path, abstract_params)
+    if not jax.tree.leaves(abstract_model_state) or imported_meta(path) is None:
+        return params, None
+    return params, restore_params(path, abstract_model_state, item="model_state")
+
+
+def read_variables(path: str) -> tuple[Any, Any]:
+    """(params, model_state) of a checkpoint as host NumPy trees, without knowing
+    the model: the structure comes from the checkpoint's own metadata.
+    `path` is a checkpoint directory (newest step) or one step's directory."""
+    import numpy as np
+    _, directory, step = _read_only(path)
+    state = os.path.join(directory, str(step), "state")
+    checkpointer = ocp.PyTreeCheckpointer()
+    tree = checkpointer.metadata(state).item_metadata.tree
+    tree = {k: v for k, v in tree.items() if k in ("params", "model_state")}
+    restored = checkpointer.restore(state, args=ocp.args.PyTreeRestore(
+        item=tree, partial_restore=True,
+        restore_args=jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)))
+    return restored["params"], restored.get("model_state") or {}

@@ -121,6 +121,7 @@ class MlpBlock(nn.Module):
     deterministic: bool
     dtype: Any
     param_dtype: Any
+    exact_gelu: bool = False  # erf GELU (timm, torch); False: Flax's tanh approximation
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -130,7 +131,8 @@ class MlpBlock(nn.Module):
         x = nn.Dense(self.mlp_dim, dtype=self.dtype, param_dtype=self.param_dtype,
                      kernel_init=boxed(nn.initializers.xavier_uniform(), "embed", "mlp"),
                      bias_init=boxed(bias_init, "mlp"), name="fc1")(x)
-        x = nn.Dropout(self.dropout, deterministic=self.deterministic)(nn.gelu(x))
+        x = nn.Dropout(self.dropout, deterministic=self.deterministic)(
+            nn.gelu(x, approximate=not self.exact_gelu))
         x = nn.Dense(width, dtype=self.dtype, param_dtype=self.param_dtype,
                      kernel_init=boxed(nn.initializers.xavier_uniform(), "mlp", "embed"),
                      bias_init=boxed(bias_init, "embed"), name="fc2")(x)
@@ -181,6 +183,7 @@ class EncoderBlock(nn.Module):
     param_dtype: Any
     scanned: bool = False
     attention_scale: float | None = None
+    exact_gelu: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, _=None):
@@ -193,7 +196,7 @@ class EncoderBlock(nn.Module):
                           self.attention_scale, name="attention")(norm("norm1")(x))
         x = x + drop(y)
         y = MlpBlock(self.mlp_dim, self.dropout, self.deterministic, self.dtype,
-                     self.param_dtype, name="mlp")(norm("norm2")(x))
+                     self.param_dtype, self.exact_gelu, name="mlp")(norm("norm2")(x))
         x = x + drop(y)
         return (x, None) if self.scanned else x
 
@@ -219,6 +222,10 @@ class ViT(nn.Module):
         patch embedding is muP's input layer, the attention and MLP kernels
         its hidden ones (their LR factors: vision_jax/mup.py).
       mup_base_width: the width at which 'mup' equals 'sp'.
+      exact_gelu: the MLP's GELU in its exact erf form (timm's and torch's
+        nn.GELU, needed by imported timm weights) instead of Flax's default
+        tanh approximation (the original ViT's and big_vision's). They differ
+        by up to ~1e-3 per activation.
     """
 
     num_classes: int
@@ -237,12 +244,14 @@ class ViT(nn.Module):
     representation_size: int | None = None
     parametrization: str = "sp"
     mup_base_width: int = 0
+    exact_gelu: bool = False
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
     def __post_init__(self):
         owner = type(self).__name__
         check_positive(owner, "num_classes", self.num_classes)
+        check_choice(owner, "exact_gelu", self.exact_gelu, (False, True))
         self.size  # noqa: B018 -- decoding validates the variant and overrides.
         check_choice(owner, "pool", self.pool, POOLS)
         check_choice(owner, "posemb", self.posemb, POSEMBS)
@@ -328,7 +337,7 @@ class ViT(nn.Module):
             block = nn.remat(block, policy=policy, prevent_cse=not self.scan)
         kwargs = dict(num_heads=size.num_heads, mlp_dim=size.mlp_dim, dropout=self.dropout,
                       attention_impl=self.attention_impl, deterministic=deterministic,
-                      dtype=self.dtype, param_dtype=self.param_dtype)
+                      dtype=self.dtype, param_dtype=self.param_dtype, exact_gelu=self.exact_gelu)
         if self.parametrization == "mup":
             kwargs["attention_scale"] = mup.attention_scale(
                 size.width // size.num_heads, size.width / self.mup_base_width)
