@@ -413,10 +413,11 @@ class _TorchPickler(pickle.Pickler):
 
 
 def write_pth(path, tensors, monkeypatch, root="archive"):
-    """A torch.save zip archive of `tensors`, as torch >= 1.6 writes it:
-    conv kernels stored channels-last (strided), fc.weight in float16,
-    conv1.weight as a Parameter, and the 1-D tensors sharing one storage at
-    offsets. num_batches_tracked is left out (the importer ignores it)."""
+    """A torch.save zip archive of `tensors`, as torch >= 1.6 writes a
+    state_dict() (an OrderedDict with `_metadata`): conv kernels stored
+    channels-last (strided), fc.weight in float16, conv1.weight as a
+    Parameter, and the 1-D tensors sharing one storage at offsets.
+    num_batches_tracked is left out (the importer ignores it)."""
     torch, utils = _fake_torch(monkeypatch)
     rebuild = utils._rebuild_tensor_v2
     vectors = [k for k, v in tensors.items() if v.ndim == 1]
@@ -443,6 +444,7 @@ def write_pth(path, tensors, monkeypatch, root="archive"):
         tensor = _Tensor(rebuild, _Storage(cls, str(n), data), 0, value.shape, stride)
         state[name] = _Parameter(utils._rebuild_parameter, tensor) if name == "conv1.weight" \
             else tensor
+    state._metadata = collections.OrderedDict([("", {"version": 1})])  # as state_dict() sets
     buf = io.BytesIO()
     _TorchPickler(buf, protocol=2).dump(state)
     with zipfile.ZipFile(path, "w") as z:
@@ -569,4 +571,36 @@ def test_logits_match_torchvision_end_to_end(tmp_path):
     model = models.build_model(cfg, num_classes=NUM_CLASSES)
     got = model.apply({"params": params, "batch_stats": stats}, x.transpose(0, 2, 3, 1),
                       train=False)
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("timm") is None,
+                    reason="needs torch and timm (never installed in CI)")
+@pytest.mark.parametrize("arch", ["vit", "efficientnet_b0"])
+def test_logits_match_timm_end_to_end(arch, tmp_path):
+    import timm
+    import torch
+    from safetensors.torch import save_file
+    torch.manual_seed(0)
+    if arch == "vit":
+        net = timm.models.vision_transformer.VisionTransformer(
+            img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2, mlp_ratio=2.0,
+            num_classes=NUM_CLASSES)
+        cfg, size = TINY["vit"][0], 32
+    else:
+        net = timm.create_model("efficientnet_b0", num_classes=NUM_CLASSES)
+        cfg, size = dict(name="efficientnet", bn_epsilon=1e-5), 64
+    net = net.eval()
+    with torch.no_grad():  # break timm's zero/constant inits
+        for p in net.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    path = str(tmp_path / f"{arch}.safetensors")
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, path)
+    params, stats, _ = weights.import_weights(path, cfg)
+    x = np.random.default_rng(0).standard_normal((2, 3, size, size)).astype(np.float32)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    model = models.build_model(cfg, num_classes=NUM_CLASSES)
+    variables = {"params": params, **({"batch_stats": stats} if stats else {})}
+    got = model.apply(variables, x.transpose(0, 2, 3, 1), train=False)
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-4)
