@@ -546,6 +546,33 @@ def test_cli_import_checkpoint_init_from_and_export(foreign_files, tmp_path, cap
     assert "is this a vit" in capsys.readouterr().err
 
 
+def test_trainer_starts_from_imported_weights(tmp_path, monkeypatch):
+    """init_from an imported checkpoint puts its parameters and batch statistics
+    into the trainer's first state (learning rate 0: the step keeps the weights;
+    the running variance moves by 10%, torch's momentum, toward the batch's)."""
+    from helpers import tiny_config
+    from vision_jax import train
+    monkeypatch.setattr(sys.modules[__name__], "NUM_CLASSES", 8)  # shapes' classes
+    tensors = random_foreign("resnet18", seed=1)
+    path = str(tmp_path / "r18.safetensors")
+    formats.write_safetensors(tensors, path)
+    out = str(tmp_path / "r18")
+    assert cli.import_main(["--from", path, "--model", "configs/resnet.py:18,width=4",
+                            "--out", out]) == 0
+    c = tiny_config("resnet.py:18,width=4,dataset=shapes,runlocal", str(tmp_path / "tfds"),
+                    f"init_from={out}", "total_steps=1", "optimizer.learning_rate=0.0",
+                    "model.stem=imagenet", "checkpoint.every_steps=1", "eval_every_steps=0")
+    train.train(c, str(tmp_path / "run"))
+    got_params, got_state = ckpt_lib.read_variables(str(tmp_path / "run" / "checkpoints"))
+    params, stats, _ = weights.import_weights(path, c.model)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(got_params)):
+        np.testing.assert_allclose(np.asarray(b), a, atol=1e-6)
+    imported = np.asarray(stats["stem_bn"]["var"])
+    trained = np.asarray(got_state["batch_stats"]["stem_bn"]["var"])
+    assert np.all(trained >= 0.9 * imported - 1e-6)  # a fresh start has var 1, not these
+    assert np.corrcoef(imported, trained)[0, 1] > 0.9
+
+
 # ----------------------------------------------------------------------------- with torch
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None

@@ -23,6 +23,12 @@ SUBCOMMANDS = {
     "lottery": ("vision_jax.scaling.lottery", "main", "lottery tickets: pruning vs re-init"),
     "initstats": ("vision_jax.initstats", "main", "per-layer activation statistics at init"),
     "sample": ("vision_jax.sample", "main", "draw images from a trained generative run"),
+    "attack": ("vision_jax.robustness", "main",
+               "robustness curve and fooling images of a trained classifier"),
+    "import-weights": ("vision_jax.weights.cli", "import_main",
+                       "import timm/torchvision/big_vision weights as an init_from checkpoint"),
+    "export-weights": ("vision_jax.weights.cli", "export_main",
+                       "write a run's weights as timm-named .safetensors"),
     "evaluate-samples": ("vision_jax.evaluate.samples", "main",
                          "FID/KID/precision/recall of generated samples (in-house features)"),
 }

@@ -80,6 +80,13 @@ def base_config() -> ConfigDict:
     c.schedule = ConfigDict(dict(
         name="cosine", warmup_steps=0, end_factor=0.0,
         boundaries=(0.5, 0.75), step_factor=0.1))
+    # Adversarial training and evaluation (classification; vision_jax/attacks.py).
+    # Budgets in 1/255 of the pixel range, as papers quote them. train: Madry
+    # PGD-AT; eval (implied by train): robust accuracy under the same attack
+    # with eval_steps steps beside the clean accuracy. step_size 0: 2.5 eps/steps.
+    c.adversarial = ConfigDict(dict(train=False, eval=False, method="pgd", norm="linf",
+                                    eps=8.0, steps=7, step_size=0.0, start="random",
+                                    eval_steps=10))
     c.loss = "softmax"  # or "multiclass_hinge" (a linear SVM when the model is linear)
     c.label_smoothing = 0.0
 
@@ -447,6 +454,18 @@ def validate(config: ConfigDict, *, num_devices: int, process_count: int = 1) ->
     if config.prune.mask and tasks.get_class(config.task).groups:
         raise ConfigError(f"config.prune.mask: pruning needs a task with one optimizer; "
                           f"task {config.task!r} has several")
+    adv = config.get("adversarial")
+    if adv is not None and (adv.train or adv.eval):
+        if config.task != "classification":
+            raise ConfigError(f"config.adversarial: attacks need the classification task, "
+                              f"not {config.task!r}")
+        choice("adversarial.method", adv.method, ("fgsm", "pgd"))
+        choice("adversarial.norm", adv.norm, ("linf", "l2"))
+        choice("adversarial.start", adv.start, ("zero", "random", "fgsm"))
+        if adv.eps < 0 or adv.steps < 1 or adv.eval_steps < 1 or adv.step_size < 0:
+            raise ConfigError(f"config.adversarial: eps={adv.eps}, step_size={adv.step_size} "
+                              f"must be >= 0 and steps={adv.steps}, "
+                              f"eval_steps={adv.eval_steps} >= 1")
     choice("param_dtype", config.param_dtype, _DTYPES)
     choice("compute_dtype", config.compute_dtype, _DTYPES + ("auto",))
     if config.batch_size <= 0:

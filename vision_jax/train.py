@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import logging
 import math
@@ -298,12 +299,15 @@ def make_eval_fn(config: ConfigDict, run: Setup, mesh, rules):
                    out_shardings=sharding.replicated(mesh))
 
 
-def evaluate(state, eval_fn, run: Setup, mesh, rules, split: str) -> dict:
-    """The task's metrics over a whole split (sums accumulated on the host, then reduced)."""
+def evaluate(state, eval_fn, run: Setup, mesh, rules, split: str,
+             max_batches: int | None = None) -> dict:
+    """The task's metrics over a whole split, or its first `max_batches` global
+    batches (sums accumulated on the host, then reduced)."""
     totals: dict[str, float] = {}
-    for local in run.task.eval_batches(split, global_batch_size=run.config.batch_size,
-                                       process_index=jax.process_index(),
-                                       process_count=jax.process_count()):
+    batches = run.task.eval_batches(split, global_batch_size=run.config.batch_size,
+                                    process_index=jax.process_index(),
+                                    process_count=jax.process_count())
+    for local in itertools.islice(batches, max_batches):
         out = jax.device_get(eval_fn(state, global_batch(local, mesh, rules)))
         for k, v in out.items():
             totals[k] = totals.get(k, 0.0) + float(v)
@@ -367,11 +371,17 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
     else:
         state = init_state(init_fn, shardings, config.seed)
         if config.init_from:
-            params = ckpt_lib.restore_params(config.init_from, abstract.params)
-            # The EMA starts from the loaded weights, not from the random init.
+            params, model_state = ckpt_lib.restore_init(config.init_from, abstract.params,
+                                                        abstract.model_state)
+            # The EMA starts from the loaded weights, not from the random init;
+            # imported weights (`vision-jax import-weights`) bring their batch-norm
+            # statistics too.
             state = state.replace(params=params,
-                                  ema=jax.tree.map(jnp.copy, params) if state.ema else {})
-            say(f"initialised parameters from {config.init_from}")
+                                  ema=jax.tree.map(jnp.copy, params) if state.ema else {},
+                                  **({} if model_state is None else
+                                     {"model_state": model_state}))
+            say(f"initialised parameters{'' if model_state is None else ' and statistics'} "
+                f"from {config.init_from}")
         if config.prune.mask:
             mask = prune.load_mask(config.prune.mask, abstract.params)
             state = install_mask(state, mask, shardings)

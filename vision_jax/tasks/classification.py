@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vision_jax import flops, models
+from vision_jax import attacks, flops, models
+from vision_jax.config import base_config
 from vision_jax.tasks.base import Task
 
 LOSSES = ("softmax", "multiclass_hinge")
@@ -45,6 +46,8 @@ class Classification(Task):
     def __init__(self, config, info, **dtypes):
         super().__init__(config, info, **dtypes)
         self.model = models.build_model(config.model, num_classes=info.num_classes, **dtypes)
+        # Runs written before attacks existed have no `adversarial` section.
+        self.adversarial = config.get("adversarial") or base_config().adversarial
 
     def init(self, rng, batch):
         # `rng` seeds the parameters as it did before tasks existed (same numbers).
@@ -52,9 +55,29 @@ class Classification(Task):
                                     batch["image"], train=False)
         return variables["params"], {k: v for k, v in variables.items() if k != "params"}
 
+    def _adversarial(self, params, variables, images, labels, rng, steps: int):
+        """`config.adversarial`'s attack on the model in eval mode (batch norm
+        frozen, so the examples do not interact)."""
+        adv = self.adversarial
+        # Constants to the attack: with the parameters stopped here, reverse mode
+        # never linearises the attack's loop (stopping only its output would).
+        params, variables = jax.lax.stop_gradient((params, variables))
+        eps = attacks.to_model_units(adv.eps)
+        step_size = attacks.to_model_units(adv.step_size) if adv.step_size else None
+        return attacks.attack(lambda x: self.predict(params, variables, x), images, labels,
+                              rng, method=adv.method, eps=eps, steps=steps,
+                              step_size=step_size, norm=adv.norm, start=adv.start)
+
     def loss(self, params, variables, batch, rng, group=None):
+        images = batch["image"]
+        if self.adversarial.train:
+            # Madry et al. 2018: train on the worst case in the ball, found by PGD
+            # against the current parameters; no gradient flows through the attack.
+            attack_rng, rng = jax.random.split(rng)
+            images = self._adversarial(params, variables, images, batch["label"],
+                                       attack_rng, self.adversarial.steps)
         logits, new_variables = self.model.apply(
-            {"params": params, **variables}, batch["image"], train=True,
+            {"params": params, **variables}, images, train=True,
             rngs={"dropout": rng}, mutable=list(variables.keys()))
         loss = example_losses(logits, batch, loss=self.config.loss,
                               num_classes=self.info.num_classes,
@@ -71,8 +94,15 @@ class Classification(Task):
                                 num_classes=self.info.num_classes)
         mask = batch["mask"]
         correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
-        return {"loss_sum": (losses * mask).sum(), "accuracy_sum": (correct * mask).sum(),
+        sums = {"loss_sum": (losses * mask).sum(), "accuracy_sum": (correct * mask).sum(),
                 "count": mask.sum()}
+        adv = self.adversarial
+        if adv.train or adv.eval:
+            images = self._adversarial(params, variables, batch["image"], batch["label"],
+                                       rng, adv.eval_steps)
+            robust = jnp.argmax(self.predict(params, variables, images), -1) == batch["label"]
+            sums["robust_accuracy_sum"] = (robust.astype(jnp.float32) * mask).sum()
+        return sums
 
     def flops_per_example(self, params, variables):
         return flops.flops_per_example(self.model, {"params": params, **variables},
