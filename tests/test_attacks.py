@@ -80,7 +80,8 @@ def test_adversarial_training_and_the_attack_command(data_dir, tmp_path, capsys)
     out = tmp_path / "attacks"
     assert robustness.main(["--workdir", str(tmp_path), "--eps", "0,16,128", "--num", "128",
                             "--steps", "5", "--fooling", "--fooling-eps", "32",
-                            "--fooling-steps", "10", "--out", str(out)]) == 0
+                            "--fooling-steps", "10", "--patch-sizes", "3,8", "--patch-target",
+                            "3", "--patch-steps", "20", "--out", str(out)]) == 0
     result = json.load(open(out / "robustness.json"))
     for method in ("fgsm", "pgd"):
         accs = [r["accuracy"] for r in result["rows"] if r["method"] == method]
@@ -93,3 +94,18 @@ def test_adversarial_training_and_the_attack_command(data_dir, tmp_path, capsys)
     assert 0.0 <= fool["success_rate"] <= 1.0 and fool["linf_max"] <= fool["eps"] + 1e-3
     assert os.path.getsize(out / "robustness.png") > 0 and os.path.getsize(out / "fooling.png")
     assert "fooling:" in capsys.readouterr().out
+    # A patch as large as the image replaces it: after training it is the target
+    # for every image; a 3x3 patch on 8x8 digits cannot do that in 20 steps.
+    patch = json.load(open(out / "patch.json"))["rows"]
+    assert patch[1]["area"] == 1.0 and patch[1]["success_rate"] == 1.0
+    assert 0.0 <= patch[0]["success_rate"] < 1.0 and os.path.getsize(out / "patch.png")
+
+
+def test_patch_is_pasted_where_asked():
+    images = jnp.zeros((2, 6, 6, 3))
+    patch = jnp.ones((2, 2, 3))
+    out = np.asarray(attacks.apply_patch(images, patch, jnp.array([[0, 0], [3, 4]])))
+    assert out[0, :2, :2].min() == 1 and out[0].sum() == 12
+    assert out[1, 3:5, 4:6].min() == 1 and out[1].sum() == 12
+    offsets = attacks.random_offsets(jax.random.key(0), 500, 6, 2)
+    assert offsets.min() == 0 and offsets.max() == 4  # every position where it fits

@@ -163,3 +163,38 @@ def attack(logits_fn: Callable, images, labels, rng=None, *, method: str = "pgd"
     if method == "pgd":
         return pgd(logits_fn, images, labels, rng, **kwargs)
     raise ValueError(f"method={method!r}: expected 'fgsm' or 'pgd'")
+
+
+# ---------------------------------------------------------------------------
+# Adversarial patch (Brown et al. 2017): one patch that turns any image into
+# the target class wherever it is pasted.
+# ---------------------------------------------------------------------------
+
+def random_offsets(rng, num: int, image_size: int, patch_size: int):
+    """[num, 2] top-left corners, uniform over the positions where the patch fits."""
+    return jax.random.randint(rng, (num, 2), 0, image_size - patch_size + 1)
+
+
+def apply_patch(images, patch, offsets):
+    """Each image with `patch` [p, p, C] pasted at its own (row, column) offset."""
+    def one(image, offset):
+        return jax.lax.dynamic_update_slice(image, patch.astype(image.dtype),
+                                            (offset[0], offset[1], 0))
+    return jax.vmap(one)(images, offsets)
+
+
+def patch_loss(logits_fn: Callable, patch, images, offsets, target: int):
+    """Mean cross-entropy of the target class with the patch pasted."""
+    logits = logits_fn(apply_patch(images, patch, offsets))
+    labels = jnp.full(images.shape[:1], target, jnp.int32)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def patch_update(logits_fn: Callable, tx, patch, opt_state, images, rng, *, target: int):
+    """One optimiser step on the patch over a batch at random places, then
+    the patch is clipped back to the image range (a projected step)."""
+    offsets = random_offsets(rng, images.shape[0], images.shape[1], patch.shape[0])
+    loss, grad = jax.value_and_grad(
+        lambda p: patch_loss(logits_fn, p, images, offsets, target))(patch)
+    updates, opt_state = tx.update(grad, opt_state, patch)
+    return _clip(optax.apply_updates(patch, updates)), opt_state, loss

@@ -2,6 +2,7 @@
 
     vision-jax attack --workdir=DIR [--eps 0,1,2,4,8,16] [--norm linf|l2]
                       [--methods fgsm,pgd] [--steps 10] [--num 1000] [--fooling]
+                      [--patch-sizes 4,8,12 --patch-target 0 --patch-steps 300]
                       [--out DIR/attacks]
 
 Restores the run's newest checkpoint (its EMA parameters when it evaluates
@@ -14,6 +15,15 @@ attacks its share of the batch. Writes, under --out:
 
   robustness.json   rows of (method, norm, eps, steps, accuracy), clean accuracy
   robustness.png    accuracy against eps, one line per attack
+
+With --patch-sizes, also a universal adversarial patch per size (Brown et
+al. 2017, the course's "toaster" sticker), trained with Adam to turn any
+training image into --patch-target wherever it is pasted, then pasted at
+random places on the eval images:
+
+  patch.json        per size: area share and success rate (eval images of
+                    other classes classified as the target)
+  patch.png         the patches
 
 With --fooling, also the course's demonstration (Szegedy et al. 2014): eight
 correctly classified images, each pushed by a targeted PGD (L-inf,
@@ -32,6 +42,7 @@ import os
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
@@ -133,6 +144,63 @@ def fooling_images(config, workdir: str, *, eps: float = 8.0, steps: int = 100,
     return result, grid
 
 
+def adversarial_patches(config, workdir: str, *, sizes: list[int], target: int = 0,
+                        steps: int = 300, learning_rate: float = 0.05,
+                        num: int = 1000, seed: int = 0, progress: bool = True):
+    """A universal patch per size, trained with Adam on training batches at random
+    places, then pasted at random places on the first ~num eval images: the
+    share of images not of the target class that it turns into the target."""
+    import optax
+    from tqdm.auto import tqdm
+
+    from vision_jax import train
+    run, step, state = train.restore_workdir(config, workdir)
+    task = run.task
+    params = state.ema if (config.ema.decay and config.ema.evaluate and state.ema) \
+        else state.params
+    params, variables = jax.device_get((params, state.model_state))
+    h, w, c = task.info.image_shape
+    if not 0 <= target < task.info.num_classes:
+        raise config_lib.ConfigError(f"--patch-target={target}: the run has "
+                                     f"{task.info.num_classes} classes")
+
+    def logits_fn(x):
+        return task.predict(params, variables, x)
+
+    tx = optax.adam(learning_rate)
+    update = jax.jit(lambda p, o, x, r: attacks.patch_update(logits_fn, tx, p, o, x, r,
+                                                             target=target))
+    predict = jax.jit(lambda x, p, offsets: jnp.argmax(
+        logits_fn(attacks.apply_patch(x, p, offsets)), -1))
+    evals = [b for _, b in zip(range(max(1, -(-num // config.batch_size))), task.eval_batches(
+        config.data.eval_split, global_batch_size=config.batch_size, process_index=0,
+        process_count=1))]
+    rows, patches = [], []
+    for size in tqdm(sizes, desc="patch", unit="size", disable=not progress):
+        if not 0 < size <= min(h, w):
+            raise config_lib.ConfigError(f"patch size {size} does not fit {h}x{w} images")
+        rng = jax.random.key(seed)
+        patch = jax.random.uniform(jax.random.fold_in(rng, 2**31 - 1), (size, size, c), minval=-1.0,
+                                   maxval=1.0)
+        opt_state = tx.init(patch)
+        batches = task.train_iterator(global_batch_size=config.batch_size, seed=seed,
+                                      process_index=0, process_count=1)
+        for i, batch in zip(range(steps), batches):
+            patch, opt_state, _ = update(patch, opt_state, batch["image"],
+                                         jax.random.fold_in(rng, i))
+        hits = total = 0
+        for j, batch in enumerate(evals):
+            keep = batch["mask"].astype(bool) & (batch["label"] != target)
+            offsets = attacks.random_offsets(jax.random.fold_in(rng, 10**6 + j),
+                                             len(batch["image"]), h, size)
+            pred = np.asarray(predict(batch["image"], patch, offsets))
+            hits += int((pred[keep] == target).sum()); total += int(keep.sum())
+        rows.append({"size": size, "area": size * size / (h * w), "target": target,
+                     "success_rate": hits / max(total, 1), "examples": total})
+        patches.append(np.asarray(patch))
+    return {"workdir": workdir, "step": step, "steps": steps, "rows": rows}, patches
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="vision-jax attack", description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", required=True, help="a classification run's directory")
@@ -149,6 +217,12 @@ def main(argv: list[str]) -> int:
                         help="its L-inf budget in 1/255 (default 8)")
     parser.add_argument("--fooling-steps", type=int, default=100,
                         help="its targeted PGD steps (default 100)")
+    parser.add_argument("--patch-sizes", default="",
+                        help="also train a universal adversarial patch of each side length "
+                             "(comma-separated pixels, e.g. 4,8,12)")
+    parser.add_argument("--patch-target", type=int, default=0, help="the patch's class")
+    parser.add_argument("--patch-steps", type=int, default=300,
+                        help="Adam steps per patch on training batches (default 300)")
     parser.add_argument("--out", help="output directory (default WORKDIR/attacks)")
     args = parser.parse_args(argv)
     try:
@@ -160,8 +234,12 @@ def main(argv: list[str]) -> int:
         parser.error(f"--eps={args.eps!r}: budgets must be >= 0")
     if bad := [m for m in methods if m not in ("fgsm", "pgd")]:
         parser.error(f"--methods: unknown {bad}; choose from fgsm, pgd")
-    if args.num <= 0 or args.steps <= 0:
-        parser.error("--num and --steps must be positive")
+    if args.num <= 0 or args.steps <= 0 or args.patch_steps <= 0:
+        parser.error("--num, --steps and --patch-steps must be positive")
+    try:
+        sizes = [int(v) for v in args.patch_sizes.split(",") if v.strip()]
+    except ValueError:
+        parser.error(f"--patch-sizes={args.patch_sizes!r}: expected comma-separated integers")
     from vision_jax.sample import load_run_config, to_uint8, image_grid
     out = args.out or os.path.join(args.workdir, "attacks")
     try:
@@ -188,6 +266,22 @@ def main(argv: list[str]) -> int:
                             ).save(os.path.join(out, "fooling.png"))
             print(f"fooling: {100 * fool['success_rate']:.1f}% of targeted attacks succeed, "
                   f"L-inf mean {fool['linf_mean']:.2f}/255, max {fool['linf_max']:.2f}/255")
+        if sizes:
+            patch, images = adversarial_patches(config, args.workdir, sizes=sizes,
+                                                target=args.patch_target,
+                                                steps=args.patch_steps, num=args.num)
+            with open(os.path.join(out, "patch.json"), "w") as f:
+                json.dump(patch, f, indent=1)
+            from PIL import Image
+            side = max(p.shape[0] for p in images)
+            tiles = np.stack([np.pad(p, ((0, side - p.shape[0]), (0, side - p.shape[1]),
+                                         (0, 0)), constant_values=1.0) for p in images])
+            Image.fromarray(image_grid(to_uint8(tiles), len(tiles), scale=8)).save(
+                os.path.join(out, "patch.png"))
+            for r in patch["rows"]:
+                print(f"patch {r['size']}px ({100 * r['area']:.1f}% of the image) -> class "
+                      f"{r['target']}: {100 * r['success_rate']:.1f}% of "
+                      f"{r['examples']} images")
     except (config_lib.ConfigError, ckpt_lib.CheckpointError, data.DatasetNotFoundError) as e:
         print(f"vision-jax attack: error: {e}", file=sys.stderr)
         return 2
