@@ -38,7 +38,36 @@ the data size at which the ViT overtakes the ResNet (log-linear interpolation
 between measured sizes, with a bootstrap interval), or, when it does not
 cross, that it does not and the trend of the gap against log10 D.
 
-Arguments: runlocal (the smoke test below: 3 sizes, 2 seeds, few steps).
+Arguments: runlocal (the smoke test below: 2 sizes, 2 seeds, 375 steps of 64),
+pod (the TPU-sized variant below; nothing here runs it).
+
+## pod: the crossover at a size where it can happen
+
+32px scenes of up to 3 shapes (1.01M generated once per VM, about 17 min at
+~1,000 scenes/s), training sets of 10k, 30k, 100k, 300k and 1M scenes, 3
+seeds, 4M examples seen per trial (3,906 steps of 1,024), so that even the
+1M set is seen four times and the small ones are learnt to convergence.
+The models are again matched in compute at 32x32 (XLA's count, forward per
+image): a ViT-S/4 (width 384, depth 12, 6 heads, 64 tokens, 21.3M params,
+2.81 GFLOPs) against a BiT ResNet-50 (group norm in 32 groups, weight
+standardisation, CIFAR stem; 23.5M params, 2.62 GFLOPs). 30 trials, one
+Cloud TPU v4-8 each, four at a time:
+
+    launch/tpu_sweep.sh --config=configs/scaling/vit_vs_resnet.py:pod \
+        --sweepdir=/mnt/sweeps/vit_vs_resnet_pod --tpu-type=v4-8 --zone=us-central2-b \
+        --max-vms=4 --setup='gcsfuse --implicit-dirs BUCKET /mnt/sweeps'
+    vision-jax sweep --config=configs/scaling/vit_vs_resnet.py:pod \
+        --sweepdir=/mnt/sweeps/vit_vs_resnet_pod --analyse-only
+
+One ViT trial (4M images x 64 tokens = 256M tokens):
+
+    vision-jax plan --params 21.3e6 --tokens 256e6 --chip TPUv4 --chips 4 \
+        --layers 12 --width 384 --heads 6 --seq-len 64 --micro-batch 256
+
+prints 3.36e16 training FLOPs (3 x 2.81e9 x 4M = 3.38e16 from XLA's count),
+0.021 hours on 4 v4 chips at 40% MFU, and 3.3 GB per chip without
+rematerialisation (of 32 GB). The 30 trials add up to 9.8e17 FLOPs, ~0.6
+v4-8-hours at 40% MFU; VM start-up and data generation take longer.
 
 Full variant (not run; designed for <= 90 min with --processes 2 on an idle
 2-core CPU, from throughput measured in the smoke run scaled to an idle
@@ -105,6 +134,10 @@ RESNET = {"model.name": "resnet", "model.depth": 18, "model.width": 8, "model.st
 
 FULL_SIZES = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000)
 SMOKE_SIZES = (1_000, 8_000)
+POD_SIZES = (10_000, 30_000, 100_000, 300_000, 1_000_000)
+POD_VIT = {**VIT, "model.variant": "S/4", "model.width": 384, "model.depth": 12,
+           "model.mlp_dim": 1536, "model.num_heads": 6}
+POD_RESNET = {**RESNET, "model.depth": 50, "model.width": 64, "model.norm_groups": 32}
 
 
 def _trainer() -> ConfigDict:
@@ -116,9 +149,10 @@ def _trainer() -> ConfigDict:
 
 
 def _shared(train_size: int, test_size: int, examples: int, warmup: int,
-            batch: int = 128) -> list[str]:
+            batch: int = 128, resolution: int = 16, objects: int = 1) -> list[str]:
     return [
-        "data.shapes.resolution=16", "data.image_size=16", "data.shapes.max_objects=1",
+        f"data.shapes.resolution={resolution}", f"data.image_size={resolution}",
+        f"data.shapes.max_objects={objects}",
         f"data.shapes.train_size={train_size}", f"data.shapes.test_size={test_size}",
         "optimizer.name=adamw", "optimizer.learning_rate=0.001", "optimizer.weight_decay=0.0001",
         "optimizer.grad_clip_norm=1.0", "schedule.name=cosine", f"schedule.warmup_steps={warmup}",
@@ -128,12 +162,18 @@ def _shared(train_size: int, test_size: int, examples: int, warmup: int,
 
 
 def get_config(arg=None):
-    a = parse_arg(arg, runlocal=False, trainer=False)
+    a = parse_arg(arg, runlocal=False, trainer=False, pod=False)
     if a.trainer:
         return _trainer()
     c = ConfigDict()
     c.base = "configs/scaling/vit_vs_resnet.py:trainer"
-    if a.runlocal:
+    vit, resnet, seeds = VIT, RESNET, [0, 1]
+    if a.pod:
+        train_size, test_size, sizes = 1_000_000, 10_000, POD_SIZES
+        c.overrides = _shared(train_size, test_size, examples=4_000_000, warmup=200,
+                              batch=1024, resolution=32, objects=3)
+        vit, resnet, seeds = POD_VIT, POD_RESNET, [0, 1, 2]
+    elif a.runlocal:
         # An 8k/2k set of 16px single shapes (demo.py's): its prefixes serve every size.
         train_size, test_size, sizes = 8_000, 2_000, SMOKE_SIZES
         c.overrides = _shared(train_size, test_size, examples=24_000, warmup=20, batch=64)
@@ -145,8 +185,8 @@ def get_config(arg=None):
     # compile cache (<sweepdir>/jax_cache): every trial has the same shapes.
     c.axes = (
         ("data.num_train_examples", list(sizes)),
-        ("seed", [0, 1]),
-        ("model", [VIT, RESNET]),
+        ("seed", seeds),
+        ("model", [vit, resnet]),
     )
     c.mode = "grid"
     c.plots = [dict(kind="custom", function="vision_jax.scaling.crossover:analyse",
