@@ -82,23 +82,24 @@ def robustness_curve(config, workdir: str, *, eps: list[float], norm: str = "lin
     return {"workdir": workdir, "step": step, "clean_accuracy": clean, "rows": rows}
 
 
-def plot_curve(result: dict, path: str) -> None:
+def plot_curves(results: list[tuple[str, dict]], path: str) -> None:
+    """Accuracy against eps: one colour per (label, result), one line style per attack."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    for method in dict.fromkeys(r["method"] for r in result["rows"]):
-        rows = [r for r in result["rows"] if r["method"] == method]
-        label = method.upper() + (f"-{rows[0]['steps']}" if method == "pgd" else "")
-        ax.plot([r["eps"] for r in rows], [100 * r["accuracy"] for r in rows], "o-",
-                label=label)
-    ax.axhline(100 * result["clean_accuracy"], color="gray", ls=":", label="clean")
-    norm = result["rows"][0]["norm"]
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    styles = {"fgsm": "o--", "pgd": "o-"}
+    for i, (label, result) in enumerate(results):
+        for method in dict.fromkeys(r["method"] for r in result["rows"]):
+            rows = [r for r in result["rows"] if r["method"] == method]
+            name = method.upper() + (f"-{rows[0]['steps']}" if method == "pgd" else "")
+            ax.plot([r["eps"] for r in rows], [100 * r["accuracy"] for r in rows],
+                    styles[method], color=f"C{i}", label=f"{label}: {name}")
+    norm = results[0][1]["rows"][0]["norm"]
     ax.set_xlabel(f"{'L-inf' if norm == 'linf' else 'L2'} budget eps (x 1/255)")
     ax.set_ylabel("accuracy under attack (%)")
     ax.set_ylim(0, 100)
-    ax.legend()
-    ax.set_title(os.path.basename(os.path.normpath(result["workdir"])), fontsize=9)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -249,7 +250,8 @@ def main(argv: list[str]) -> int:
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "robustness.json"), "w") as f:
             json.dump(result, f, indent=1)
-        plot_curve(result, os.path.join(out, "robustness.png"))
+        label = os.path.basename(os.path.normpath(args.workdir))
+        plot_curves([(label, result)], os.path.join(out, "robustness.png"))
         print(f"clean accuracy {100 * result['clean_accuracy']:.2f}% on "
               f"{result['rows'][0]['examples']} examples (step {result['step']})")
         for r in result["rows"]:
