@@ -25,6 +25,8 @@ SUBCOMMANDS = {
     "sample": ("vision_jax.sample", "main", "draw images from a trained generative run"),
     "attack": ("vision_jax.robustness", "main",
                "robustness curve and fooling images of a trained classifier"),
+    "explain": ("vision_jax.explain", "main",
+                "attribution maps of a trained classifier and their sanity checks"),
     "import-weights": ("vision_jax.weights.cli", "import_main",
                        "import timm/torchvision/big_vision weights as an init_from checkpoint"),
     "export-weights": ("vision_jax.weights.cli", "export_main",

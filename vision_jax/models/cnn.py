@@ -23,7 +23,9 @@ configs/default.py, unchanged):
               convolutions (rounded up, as EfficientNet rounds repeats), so
               the scaling rules of vision_jax/scaling/rules.py apply to it
 Each activation is sown into the 'intermediates' collection for
-vision_jax/initstats.py.
+vision_jax/initstats.py, and passes through `perturb` (a no-op unless a
+'perturbations' collection is given) so that Grad-CAM can differentiate with
+respect to it.
 """
 
 from __future__ import annotations
@@ -107,6 +109,11 @@ class CNN(nn.Module):
                             name=f"conv{stage}_{i}")(x)
                 x = act(norm(x, f"{NORM_PREFIXES.get(self.norm, '')}{stage}_{i}"))
                 self.sow("intermediates", f"conv{stage}_{i}_act", x)
+                if not self.is_initializing():
+                    # A no-op unless 'perturbations' are passed in: their gradient is
+                    # the activation's, which Grad-CAM needs (vision_jax/explain.py).
+                    # Never created at init, so checkpoints are unchanged.
+                    x = self.perturb(f"conv{stage}_{i}_act", x)
             x = pool(self.pool, x, ratio=self.pool_ratio, module=self, train=train)
         x = x.mean(axis=(1, 2))
         x = nn.Dropout(self.dropout, deterministic=not train)(x)

@@ -21,8 +21,29 @@ import numpy as np
 
 Initializer = Callable[..., jax.Array]
 
+
+@jax.custom_vjp
+def guided_relu(x: jax.Array) -> jax.Array:
+    """ReLU whose backward pass lets through only positive gradients at positive
+    inputs: guided backpropagation (Springenberg et al. 2015, "Striving for
+    Simplicity", Sec. 3.4). The forward pass is ReLU's, so a trained ReLU
+    network rebuilt with it computes the same logits (vision_jax/explain.py)."""
+    return jnp.maximum(x, 0)
+
+
+def _guided_relu_fwd(x):
+    return jnp.maximum(x, 0), x
+
+
+def _guided_relu_bwd(x, g):
+    return (jnp.where((x > 0) & (g > 0), g, jnp.zeros_like(g)),)
+
+
+guided_relu.defvjp(_guided_relu_fwd, _guided_relu_bwd)
+
 # Activations a config may name (strings keep configs plain data). 'silu' is
 # x * sigmoid(x), the Swish of Ramachandran et al. 2017 with beta = 1.
+# 'guided_relu' is for explanation only (its gradient is not the loss's).
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
     "gelu": nn.gelu,
@@ -32,6 +53,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "swish": nn.silu,
     "elu": nn.elu,
     "leaky_relu": nn.leaky_relu,
+    "guided_relu": guided_relu,
 }
 
 # Kernel initialisations a config may name, each with the variance it promises
