@@ -546,13 +546,13 @@ def test_cli_import_checkpoint_init_from_and_export(foreign_files, tmp_path, cap
     assert "is this a vit" in capsys.readouterr().err
 
 
-def test_trainer_starts_from_imported_weights(tmp_path, monkeypatch):
+def test_trainer_starts_from_imported_weights(tmp_path):
     """init_from an imported checkpoint puts its parameters and batch statistics
     into the trainer's first state (learning rate 0: the step keeps the weights;
-    the running variance moves by 10%, torch's momentum, toward the batch's)."""
+    the running variance moves by 10%, torch's momentum, toward the batch's),
+    and with init_from_skip=head fine-tunes a 5-class import on 8-class shapes."""
     from helpers import tiny_config
     from vision_jax import train
-    monkeypatch.setattr(sys.modules[__name__], "NUM_CLASSES", 8)  # shapes' classes
     tensors = random_foreign("resnet18", seed=1)
     path = str(tmp_path / "r18.safetensors")
     formats.write_safetensors(tensors, path)
@@ -562,11 +562,20 @@ def test_trainer_starts_from_imported_weights(tmp_path, monkeypatch):
     c = tiny_config("resnet.py:18,width=4,dataset=shapes,runlocal", str(tmp_path / "tfds"),
                     f"init_from={out}", "total_steps=1", "optimizer.learning_rate=0.0",
                     "model.stem=imagenet", "checkpoint.every_steps=1", "eval_every_steps=0")
+    with pytest.raises(ckpt_lib.CheckpointError, match="init_from_skip"):  # 5 classes in, 8 out
+        train.train(c, str(tmp_path / "refused"))
+    with pytest.raises(ckpt_lib.CheckpointError, match="top-level modules"):
+        config_lib.apply_overrides(c, ["init_from_skip=('classifier',)"])
+        train.train(c, str(tmp_path / "typo"))
+    config_lib.apply_overrides(c, ["init_from_skip=('head',)"])
     train.train(c, str(tmp_path / "run"))
     got_params, got_state = ckpt_lib.read_variables(str(tmp_path / "run" / "checkpoints"))
     params, stats, _ = weights.import_weights(path, c.model)
-    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(got_params)):
-        np.testing.assert_allclose(np.asarray(b), a, atol=1e-6)
+    assert got_params["head"]["kernel"].shape[-1] == 8  # a fresh 8-class head
+    assert set(got_params) == set(params)
+    for name in set(params) - {"head"}:
+        for a, b in zip(jax.tree.leaves(params[name]), jax.tree.leaves(got_params[name])):
+            np.testing.assert_allclose(np.asarray(b), a, atol=1e-6)
     imported = np.asarray(stats["stem_bn"]["var"])
     trained = np.asarray(got_state["batch_stats"]["stem_bn"]["var"])
     assert np.all(trained >= 0.9 * imported - 1e-6)  # a fresh start has var 1, not these

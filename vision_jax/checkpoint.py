@@ -185,14 +185,34 @@ def imported_meta(path: str) -> dict | None:
         return json.load(f)
 
 
-def restore_init(path: str, abstract_params: Any, abstract_model_state: Any):
+def restore_init(path: str, abstract_params: Any, abstract_model_state: Any,
+                 skip: tuple[str, ...] = ()):
     """(params, model_state or None) for init_from.
 
     model_state (batch-norm running statistics) is read only from imported
     weights: a pretrained network's statistics belong to its parameters. A
     trainer checkpoint gives its parameters only, as init_from always did.
+    Top-level modules named in `skip` (a new classifier head) are not read:
+    the trees returned lack them, and the caller keeps their fresh values.
     """
-    params = restore_params(path, abstract_params)
+    if skip:
+        unknown = sorted(set(skip) - set(abstract_params))
+        if unknown:
+            raise CheckpointError(f"init_from_skip names {unknown}, which the model does not "
+                                  f"have; its top-level modules are {sorted(abstract_params)}")
+        abstract_params = {k: v for k, v in abstract_params.items() if k not in skip}
+        if isinstance(abstract_model_state, dict):
+            abstract_model_state = {c: {k: v for k, v in tree.items() if k not in skip}
+                                    for c, tree in abstract_model_state.items()}
+    try:
+        params = restore_params(path, abstract_params)
+    except CheckpointError as e:
+        if "shape" not in str(e):
+            raise
+        raise CheckpointError(f"{e}\nTo start a module fresh (e.g. a classifier head for "
+                              f"another number of classes), name it in "
+                              f"--config.init_from_skip; this model's top-level modules are "
+                              f"{sorted(abstract_params)}") from e
     if not jax.tree.leaves(abstract_model_state) or imported_meta(path) is None:
         return params, None
     return params, restore_params(path, abstract_model_state, item="model_state")

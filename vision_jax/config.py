@@ -106,6 +106,9 @@ def base_config() -> ConfigDict:
     # Resume order: workdir checkpoint, else resume_from, else init_from, else scratch.
     c.resume_from = ""
     c.init_from = ""
+    # Top-level parameter modules that init_from leaves at their fresh init,
+    # e.g. ("head",) to fine-tune imported weights on another number of classes.
+    c.init_from_skip = ml_collections.FieldReference((), field_type=tuple)
     # Sparse training: a .npz mask keyed by parameter path (vision_jax/prune.py).
     # Applied when a run starts (fresh or init_from), then carried by its
     # checkpoints; pruned weights stay exactly zero. '' trains dense.

@@ -371,8 +371,14 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
     else:
         state = init_state(init_fn, shardings, config.seed)
         if config.init_from:
+            skip = tuple(config.get("init_from_skip") or ())
             params, model_state = ckpt_lib.restore_init(config.init_from, abstract.params,
-                                                        abstract.model_state)
+                                                        abstract.model_state, skip)
+            if skip:  # the skipped modules keep their fresh initialisation
+                params = {**state.params, **params}
+                if model_state is not None:
+                    model_state = {c: {**state.model_state[c], **tree}
+                                   for c, tree in model_state.items()}
             # The EMA starts from the loaded weights, not from the random init;
             # imported weights (`vision-jax import-weights`) bring their batch-norm
             # statistics too.
