@@ -25,6 +25,23 @@ def tiny_config(spec: str, data_dir: str, *overrides: str):
     return config
 
 
+def train_tiny_classifier(tmp_path_factory, *, resolution: int = 16,
+                          channels: str = "(8,16,16)", train_size: int = 256,
+                          test_size: int = 64) -> str:
+    """The real trainer for 20 steps on tiny `shapes` (a narrow CNN, no attack in
+    eval): the run directory."""
+    from vision_jax import train
+    data_dir, workdir = tmp_path_factory.mktemp("tfds"), tmp_path_factory.mktemp("run")
+    c = tiny_config("adversarial.py:runlocal,adversarial=False", str(data_dir),
+                    "adversarial.eval=False", f"model.channels={channels}",
+                    f"data.shapes.resolution={resolution}", f"data.image_size={resolution}",
+                    f"data.shapes.train_size={train_size}",
+                    f"data.shapes.test_size={test_size}",
+                    "checkpoint.every_steps=20", "eval_every_steps=0")
+    train.train(c, str(workdir))
+    return str(workdir)
+
+
 def run_cli(args: list[str], *, devices: int = 8, env: dict | None = None,
             timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
     """Runs `vision-jax ARGS` in a fresh interpreter with `devices` CPU devices."""

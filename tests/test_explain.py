@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import tiny_config
+from helpers import train_tiny_classifier
 from PIL import Image
 
-from vision_jax import explain, train
+from vision_jax import explain
 from vision_jax.models.cnn import CNN
 from vision_jax.models.layers import guided_relu
 
@@ -102,15 +102,9 @@ def test_randomised_parameters_cascade_from_the_top(tiny_cnn):
 def test_explain_command_on_a_trained_model(tmp_path_factory, capsys):
     """The real trainer for 20 steps on tiny 16x16 `shapes` (a narrow CNN, no attack
     in eval), then `vision-jax explain` with every option small."""
-    data_dir, workdir = tmp_path_factory.mktemp("tfds"), tmp_path_factory.mktemp("run")
-    c = tiny_config("adversarial.py:runlocal,adversarial=False", str(data_dir),
-                    "adversarial.eval=False", "model.channels=(8,16,16)",
-                    "data.shapes.resolution=16", "data.image_size=16",
-                    "data.shapes.train_size=256", "data.shapes.test_size=64",
-                    "checkpoint.every_steps=20", "eval_every_steps=0")
-    train.train(c, str(workdir))
+    workdir = train_tiny_classifier(tmp_path_factory)
     out = tmp_path_factory.mktemp("explain")
-    assert explain.main(["--workdir", str(workdir), "--num", "8", "--figure", "3",
+    assert explain.main(["--workdir", workdir, "--num", "8", "--figure", "3",
                          "--cascade", "--smooth-n", "4", "--ig-steps", "8",
                          "--deletion-steps", "8", "--out", str(out)]) == 0
     result = json.loads((out / "explain.json").read_text())

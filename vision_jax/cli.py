@@ -27,6 +27,8 @@ SUBCOMMANDS = {
                "robustness curve and fooling images of a trained classifier"),
     "explain": ("vision_jax.explain", "main",
                 "attribution maps of a trained classifier and their sanity checks"),
+    "synthesize": ("vision_jax.synthesis", "main",
+                   "class visualisation, feature inversion, DeepDream, style transfer"),
     "import-weights": ("vision_jax.weights.cli", "import_main",
                        "import timm/torchvision/big_vision weights as an init_from checkpoint"),
     "export-weights": ("vision_jax.weights.cli", "export_main",

@@ -332,20 +332,28 @@ def figure(images, maps: dict) -> np.ndarray:
     return image_grid(tiles, len(columns), scale=max(1, 96 // inputs.shape[1]))
 
 
+def restore_classifier(config, workdir: str, *, why: str):
+    """(flax model, params, other variables, step) of a classification run's newest
+    checkpoint, on the host: its EMA parameters when the run evaluates with them.
+    `why` names what needs the classifier, for the error on another task."""
+    from vision_jax import train
+    if config.task != "classification":
+        raise config_lib.ConfigError(f"task {config.task!r}: {why} need a classifier")
+    run, step, state = train.restore_workdir(config, workdir)
+    params = state.ema if (config.ema.decay and config.ema.evaluate and state.ema) \
+        else state.params
+    params, model_state = jax.device_get((params, state.model_state))
+    return run.task.model, params, model_state, step
+
+
 def explain(config, workdir: str, *, methods=METHODS, num: int = 64, figure_rows: int = 8,
             cascade: bool = False, deletion_steps: int = 16, smooth_n: int = 16,
             ig_steps: int = 32, seed: int = 0, progress: bool = True) -> tuple[dict, np.ndarray]:
     """(explain.json's content, the figure) for a classification run."""
     from tqdm.auto import tqdm
 
-    from vision_jax import train
-    if config.task != "classification":
-        raise config_lib.ConfigError(f"task {config.task!r}: attribution maps need a classifier")
-    run, step, state = train.restore_workdir(config, workdir)
-    params = state.ema if (config.ema.decay and config.ema.evaluate and state.ema) \
-        else state.params
-    params, model_state = jax.device_get((params, state.model_state))
-    model = run.task.model
+    model, params, model_state, step = restore_classifier(config, workdir,
+                                                          why="attribution maps")
     images, labels, masks = eval_examples(config, num)
     rng_maps, rng_init = jax.random.split(jax.random.key(seed))
     fresh = model.init({"params": rng_init, "dropout": rng_init}, images[:1], train=False)
