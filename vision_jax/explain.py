@@ -332,10 +332,11 @@ def figure(images, maps: dict) -> np.ndarray:
     return image_grid(tiles, len(columns), scale=max(1, 96 // inputs.shape[1]))
 
 
-def restore_classifier(config, workdir: str, *, why: str):
-    """(flax model, params, other variables, step) of a classification run's newest
-    checkpoint, on the host: its EMA parameters when the run evaluates with them.
-    `why` names what needs the classifier, for the error on another task."""
+def restore_task(config, workdir: str, *, why: str):
+    """(classification task, params, other variables, step) of a classification
+    run's newest checkpoint, on the host: its EMA parameters when the run
+    evaluates with them. `why` names what needs the classifier, for the error
+    on another task."""
     from vision_jax import train
     if config.task != "classification":
         raise config_lib.ConfigError(f"task {config.task!r}: {why} need a classifier")
@@ -343,7 +344,13 @@ def restore_classifier(config, workdir: str, *, why: str):
     params = state.ema if (config.ema.decay and config.ema.evaluate and state.ema) \
         else state.params
     params, model_state = jax.device_get((params, state.model_state))
-    return run.task.model, params, model_state, step
+    return run.task, params, model_state, step
+
+
+def restore_classifier(config, workdir: str, *, why: str):
+    """(flax model, params, other variables, step): `restore_task`'s model."""
+    task, params, model_state, step = restore_task(config, workdir, why=why)
+    return task.model, params, model_state, step
 
 
 def explain(config, workdir: str, *, methods=METHODS, num: int = 64, figure_rows: int = 8,

@@ -108,12 +108,8 @@ def plot_curves(results: list[tuple[str, dict]], path: str) -> None:
 def fooling_images(config, workdir: str, *, eps: float = 8.0, steps: int = 100,
                    count: int = 8) -> tuple[dict, np.ndarray]:
     """Targeted PGD from `count` correctly classified eval images to every class."""
-    from vision_jax import train
-    run, step, state = train.restore_workdir(config, workdir)
-    task = run.task
-    params = state.ema if (config.ema.decay and config.ema.evaluate and state.ema) \
-        else state.params
-    params, variables = jax.device_get((params, state.model_state))
+    from vision_jax.explain import restore_task
+    task, params, variables, step = restore_task(config, workdir, why="fooling images")
 
     def logits_fn(x):
         return task.predict(params, variables, x)
@@ -154,12 +150,8 @@ def adversarial_patches(config, workdir: str, *, sizes: list[int], target: int =
     import optax
     from tqdm.auto import tqdm
 
-    from vision_jax import train
-    run, step, state = train.restore_workdir(config, workdir)
-    task = run.task
-    params = state.ema if (config.ema.decay and config.ema.evaluate and state.ema) \
-        else state.params
-    params, variables = jax.device_get((params, state.model_state))
+    from vision_jax.explain import restore_task
+    task, params, variables, step = restore_task(config, workdir, why="adversarial patches")
     h, w, c = task.info.image_shape
     if not 0 <= target < task.info.num_classes:
         raise config_lib.ConfigError(f"--patch-target={target}: the run has "
