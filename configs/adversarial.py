@@ -37,7 +37,15 @@ At 64/255 both fall (0.0% and 3.7%). Targeted fooling at 32/255 succeeds
 for 31.9% of 72 (image, class) pairs on the standard model, 2.8% on the
 robust one. Curves: docs/ADVERSARIAL.md.
 
-shapes: not yet measured (see docs/ADVERSARIAL.md).
+## Lab note, 2026-12-03: shapes (a negative result)
+
+Same commands with dataset=shapes, 800 steps of 64, both runs at nice 19
+beside a sweep on the same 2 cores. Standard training: 81.0% clean, 0.9%
+under PGD-10 at 8/255 on the 10,000 test scenes (609 s). PGD-AT at 8/255:
+12.1% clean and robust, i.e. chance; its training loss stayed at ln 8 for
+all 800 steps (2,909 s). From scratch, at the full budget and one epoch,
+adversarial training does not start learning on shapes; a budget ramp or a
+smaller eps is the next thing to try (docs/ADVERSARIAL.md).
 """
 
 from vision_jax.config import base_config, parse_arg, shrink_for_local
