@@ -114,10 +114,11 @@ def fooling_images(config, workdir: str, *, eps: float = 8.0, steps: int = 100,
     def logits_fn(x):
         return task.predict(params, variables, x)
 
+    classify = jax.jit(lambda x: jnp.argmax(logits_fn(x), -1))  # one compile per shape
     picked_x, picked_y = [], []
     for batch in task.eval_batches(config.data.eval_split, global_batch_size=config.batch_size,
                                    process_index=0, process_count=1):
-        ok = (np.argmax(np.asarray(jax.jit(logits_fn)(batch["image"])), -1) == batch["label"])
+        ok = np.asarray(classify(batch["image"])) == batch["label"]
         ok &= batch["mask"].astype(bool)
         picked_x += list(batch["image"][ok]); picked_y += list(batch["label"][ok])
         if len(picked_x) >= count:
@@ -130,7 +131,7 @@ def fooling_images(config, workdir: str, *, eps: float = 8.0, steps: int = 100,
         logits_fn, xs, t, eps=attacks.to_model_units(eps), steps=steps, targeted=True,
         start="zero"))(xs, targets)
     adv = np.asarray(adv)
-    hit = np.argmax(np.asarray(jax.jit(logits_fn)(adv)), -1) == targets
+    hit = np.asarray(classify(adv)) == targets
     other = targets != np.repeat(y, k)
     linf = np.abs(adv - xs).reshape(len(xs), -1).max(-1) * 255.0 / 2.0
     result = {"workdir": workdir, "step": step, "eps": eps, "steps": steps,
