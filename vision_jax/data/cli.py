@@ -4,6 +4,8 @@
     vision-jax datasets prepare shapes [--data-dir D] [--train-size N] [--test-size N]
         [--resolution R] [--max-objects K] [--seed S] [--group-skew G]
     vision-jax datasets prepare digits [--data-dir D]
+    vision-jax datasets prepare moving_shapes [--data-dir D] [--train-size N] [--test-size N]
+        [--resolution R] [--frames T] [--seed S] [--motions all|translation]
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ import dataclasses
 import os
 import sys
 
-from vision_jax.data import pipeline, shapes
+from vision_jax.data import moving_shapes, pipeline, shapes
 
 _DESCRIPTIONS = {
     "shapes": "procedural scenes of coloured shapes; label = shape of the largest object "
               "(8 classes; boxes, masks, counts, captions, background groups)",
     "digits": "scikit-learn's 1,797 handwritten 8x8 digits (10 classes; 1,500 train / 297 test)",
+    "moving_shapes": "clips of one moving shape; label = the motion (9 classes: 4 directions, "
+                     "2 rotations, grow, shrink, recolor; one frame cannot tell)",
 }
+# The parameters of each generated dataset (its `data.<name>` config section).
+_PARAMS = {"shapes": shapes.ShapesParams, "moving_shapes": moving_shapes.MovingShapesParams}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,8 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     prepare = commands.add_parser("prepare", help="generate a built-in dataset")
     prepare.add_argument("name", choices=pipeline.BUILTIN)
     prepare.add_argument("--data-dir", default=pipeline.DEFAULT_DATA_DIR)
-    group = prepare.add_argument_group("shapes parameters (defaults: the default config)")
-    for field in dataclasses.fields(shapes.ShapesParams):
+    group = prepare.add_argument_group("shapes / moving_shapes parameters (defaults: the "
+                                       "default config)")
+    fields = {f.name: f for params in _PARAMS.values() for f in dataclasses.fields(params)}
+    for field in fields.values():
         group.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default),
                            default=None, help=f"default {field.default}")
     return parser
@@ -59,13 +67,17 @@ def _list(args) -> int:
 
 
 def _prepare(args) -> int:
-    params = {f.name: getattr(args, f.name) for f in dataclasses.fields(shapes.ShapesParams)
-              if getattr(args, f.name) is not None}
-    if params and args.name != "shapes":
-        print(f"vision-jax datasets: {sorted(params)} only apply to shapes, not {args.name!r}",
+    given = {f.name for params in _PARAMS.values() for f in dataclasses.fields(params)
+             if getattr(args, f.name) is not None}
+    valid = ({f.name for f in dataclasses.fields(_PARAMS[args.name])}
+             if args.name in _PARAMS else set())
+    if given - valid:
+        print(f"vision-jax datasets: {sorted(given - valid)} do not apply to {args.name!r}",
               file=sys.stderr)
         return 2
-    data_cfg = {"name": args.name, "data_dir": args.data_dir, "shapes": params}
+    data_cfg = {"name": args.name, "data_dir": args.data_dir}
+    if args.name in _PARAMS:
+        data_cfg[args.name] = {key: getattr(args, key) for key in given}
     try:
         pipeline.prepare(data_cfg)
     except ValueError as e:  # bad parameters

@@ -34,11 +34,11 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import flags
 
-from vision_jax.data import augment, digits, shapes
+from vision_jax.data import augment, digits, moving_shapes, shapes
 
 DEFAULT_DATA_DIR = os.environ.get("VISION_JAX_DATA_DIR") or os.path.expanduser(
     "~/.cache/vision_jax/tensorflow_datasets")
-BUILTIN = ("shapes", "digits")
+BUILTIN = ("shapes", "digits", "moving_shapes")
 
 # Defaults of the `config.data` fields; `augment` and `shapes` are sections.
 DEFAULTS: dict[str, Any] = {
@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "label_noise": 0.0,
     "label_noise_seed": 0,
     "shapes": {},
+    "moving_shapes": {},
     "augment": {},
 }
 _ARRAY_RECORD = "array_record"
@@ -67,7 +68,8 @@ class DatasetNotFoundError(ValueError):
 class DatasetInfo:
     """What a model and a trainer need to know about a dataset.
 
-    image_shape is (H, W, C) after the pipeline's resize; split_sizes holds
+    image_shape is (H, W, C) after the pipeline's resize, (T, H, W, C) for a
+    dataset of clips (`moving_shapes`); split_sizes holds
     the number of examples per split, the train split counted after the
     `num_train_examples` prefix.
     """
@@ -94,6 +96,10 @@ def _data_dir(data_cfg: Mapping) -> str:
 
 def _shapes_params(data_cfg: Mapping) -> shapes.ShapesParams:
     return shapes.ShapesParams.from_mapping(_get(data_cfg, "shapes"))
+
+
+def _moving_shapes_params(data_cfg: Mapping) -> moving_shapes.MovingShapesParams:
+    return moving_shapes.MovingShapesParams.from_mapping(_get(data_cfg, "moving_shapes"))
 
 
 def _label_noise(data_cfg: Mapping) -> float:
@@ -128,9 +134,11 @@ def prepare_command(data_cfg: Mapping) -> str:
         return (f"tfds build {shlex.quote(name)} --data_dir={shlex.quote(data_dir)} "
                 f"--file_format={_ARRAY_RECORD}")
     args = ["vision-jax", "datasets", "prepare", name, "--data-dir", data_dir]
-    if name == "shapes":
-        for field in dataclasses.fields(shapes.ShapesParams):
-            value = getattr(_shapes_params(data_cfg), field.name)
+    params = {"shapes": _shapes_params, "moving_shapes": _moving_shapes_params}.get(name)
+    if params is not None:
+        params = params(data_cfg)
+        for field in dataclasses.fields(params):
+            value = getattr(params, field.name)
             args += [f"--{field.name.replace('_', '-')}", str(value)]
     return shlex.join(args)
 
@@ -147,6 +155,9 @@ def _builtin_builder(data_cfg: Mapping) -> tfds.core.DatasetBuilder:
     if name == "shapes":
         return shapes.make_builder(_shapes_params(data_cfg), data_dir=data_dir,
                                    file_format=_ARRAY_RECORD)
+    if name == "moving_shapes":
+        return moving_shapes.make_builder(_moving_shapes_params(data_cfg), data_dir=data_dir,
+                                          file_format=_ARRAY_RECORD)
     return digits.Digits(data_dir=data_dir, file_format=_ARRAY_RECORD)
 
 
@@ -222,12 +233,13 @@ def _dataset_info(data_cfg: Mapping, builder: tfds.core.DatasetBuilder) -> Datas
                              f"features: {sorted(builder.info.features)}")
     label = builder.info.features[label_key]
     image_shape = builder.info.features[image_key].shape
-    channels = image_shape[-1] if len(image_shape) == 3 and image_shape[-1] else 3
+    channels = image_shape[-1] if len(image_shape) in (3, 4) and image_shape[-1] else 3
     size = int(_get(data_cfg, "image_size"))
+    frames = (int(image_shape[0]),) if len(image_shape) == 4 else ()  # a clip: [T, H, W, C]
     return DatasetInfo(
         name=builder.info.full_name,
         num_classes=int(label.num_classes),
-        image_shape=(size, size, int(channels)),
+        image_shape=(*frames, size, size, int(channels)),
         split_sizes={s: _num_examples(data_cfg, builder, s) for s in builder.info.splits},
         class_names=tuple(label.names) if getattr(label, "names", None) else None,
     )
@@ -319,6 +331,32 @@ class _NoisyLabel(grain.transforms.MapWithIndex):
         return {**features, self.label_key: label}
 
 
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    """augment.resize of an image, or of every frame of a clip [T, H, W, C]."""
+    if image.ndim == 4:
+        return np.stack([augment.resize(frame, size) for frame in image])
+    return augment.resize(image, size)
+
+
+def _augment(image: np.ndarray, size: int, cfg: augment.AugmentConfig,
+             rng: np.random.Generator) -> np.ndarray:
+    """augment.augment_image of an image, or of a clip [T, H, W, C] frame by
+    frame with the same draws (one crop, one jitter for the whole clip), so
+    that the augmentation does not itself move anything between frames."""
+    if image.ndim == 3:
+        return augment.augment_image(image, size, cfg, rng)
+    seed = int(rng.integers(2**63))
+    return np.stack([augment.augment_image(frame, size, cfg, np.random.default_rng(seed))
+                     for frame in image])
+
+
+def _check_clip_augment(cfg: augment.AugmentConfig) -> None:
+    # A flip turns 'left' into 'right'; CutMix's box is cut from (H, W).
+    if cfg.flip or cfg.cutmix_alpha > 0:
+        raise ValueError("data.augment.flip and data.augment.cutmix_alpha are not supported "
+                         "on clips (a flip changes a motion's direction label)")
+
+
 @dataclasses.dataclass(frozen=True)
 class _TrainExample(grain.transforms.RandomMap):
     keys: _Keys
@@ -327,7 +365,7 @@ class _TrainExample(grain.transforms.RandomMap):
 
     def random_map(self, features, rng: np.random.Generator):
         image, label = self.keys.read(features)
-        return {"image": augment.augment_image(image, self.image_size, self.cfg, rng),
+        return {"image": _augment(image, self.image_size, self.cfg, rng),
                 "label": label, **self.keys.read_extra(features)}
 
 
@@ -353,7 +391,7 @@ class _EvalExample(grain.transforms.Map):
         if self.noise is not None:
             features = self.noise.map_with_index(position, features)
         image, label = self.keys.read(features)
-        image = augment.normalize(augment.resize(image, self.image_shape[0]))
+        image = augment.normalize(_resize(image, self.image_shape[-2]))
         return {"image": image, "label": label, "mask": np.float32(1),
                 **self.keys.read_extra(features)}
 
@@ -406,8 +444,8 @@ def make_train_iterator(data_cfg: Mapping, *, global_batch_size: int, seed: int,
                         extra_keys=()) -> grain.DatasetIterator:
     """An endless iterator of this process's training batches.
 
-    Batches are dicts of numpy arrays: 'image' float32 [L, H, W, C] in
-    [-1, 1], 'label' int32 [L] and, when mixup/cutmix is on, 'soft_label'
+    Batches are dicts of numpy arrays: 'image' float32 [L, H, W, C] (clips:
+    [L, T, H, W, C]) in [-1, 1], 'label' int32 [L] and, when mixup/cutmix is on, 'soft_label'
     float32 [L, num_classes], with L = global_batch_size // process_count.
     `extra_keys` adds one entry per name (see `extra_value`), e.g. a task's
     further targets. `get_state()` returns a JSON-serialisable dict;
@@ -425,7 +463,9 @@ def make_train_iterator(data_cfg: Mapping, *, global_batch_size: int, seed: int,
         ds = ds.map_with_index(_NoisyLabel(keys.label, _label_noise(data_cfg), info.num_classes,
                                            int(_get(data_cfg, "label_noise_seed")), size))
     ds = ds.shuffle(seed=seed).repeat()  # grain reshuffles epoch e with seed + e
-    ds = ds.random_map(_TrainExample(keys, info.image_shape[0], cfg), seed=augment_seed)
+    if len(info.image_shape) == 4:
+        _check_clip_augment(cfg)
+    ds = ds.random_map(_TrainExample(keys, info.image_shape[-2], cfg), seed=augment_seed)
     ds = ds.batch(local, drop_remainder=True)[process_index::process_count]
     if cfg.mixes:
         ds = ds.random_map(_MixBatch(info.num_classes, cfg), seed=mix_seed)
