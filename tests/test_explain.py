@@ -1,5 +1,7 @@
-"""Attribution maps (vision_jax/explain.py): the methods' defining properties, the
-checks on inputs with known answers, and `vision-jax explain` on a trained model."""
+"""Attribution maps (vision_jax/explain.py) and the learned-feature views
+(vision_jax/inspect_features.py): the methods' defining properties, the checks on
+inputs with known answers, and `vision-jax explain` and `vision-jax inspect` on one
+trained model."""
 
 import json
 
@@ -12,8 +14,16 @@ from helpers import train_tiny_classifier
 from PIL import Image
 
 from vision_jax import explain
+from vision_jax import inspect_features as insp
 from vision_jax.models.cnn import CNN
 from vision_jax.models.layers import guided_relu
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """The real trainer for 20 steps on tiny 16x16 `shapes` (a narrow CNN, no attack
+    in eval): one run for both commands."""
+    return train_tiny_classifier(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -99,10 +109,86 @@ def test_randomised_parameters_cascade_from_the_top(tiny_cnn):
     assert mixed["conv0_0"] is params["conv0_0"] and mixed["head"] is fresh["head"]
 
 
-def test_explain_command_on_a_trained_model(tmp_path_factory, capsys):
-    """The real trainer for 20 steps on tiny 16x16 `shapes` (a narrow CNN, no attack
-    in eval), then `vision-jax explain` with every option small."""
-    workdir = train_tiny_classifier(tmp_path_factory)
+def test_occlusion_finds_the_only_region_the_logit_reads():
+    """A two-class model whose logit is a function of one 3x3 region: occluding
+    anything else leaves the probability unchanged (map exactly 0 there), and the
+    map peaks inside the region."""
+    region = np.zeros((12, 12), bool)
+    region[2:5, 6:9] = True
+
+    def logits_fn(x):
+        s = 3.0 * x[:, 2:5, 6:9, :].mean(axis=(1, 2, 3))
+        return jnp.stack([s, -s], -1)
+
+    images = jax.random.uniform(jax.random.key(0), (2, 12, 12, 3), minval=0.2, maxval=1)
+    labels = jnp.array([0, 0])
+    maps = jax.jit(lambda x, y: explain.occlusion(explain.label_probability(logits_fn), x, y,
+                                                  size=3, stride=2))(images, labels)
+    maps = np.asarray(maps)
+    near = np.zeros_like(region)  # pixels some square covering a region pixel covers
+    near[0:7, 4:11] = True
+    assert maps.shape == (2, 12, 12) and maps.min() >= 0
+    assert np.all(maps[:, ~near] == 0) and np.all(maps[:, region] > 0)
+    assert all(region.ravel()[m.argmax()] for m in maps)
+    assert explain.occlusion_starts(12, 3, 2) == [0, 2, 4, 6, 8, 9]  # the border is covered
+    with pytest.raises(ValueError, match="does not fit"):
+        explain.occlusion_starts(8, 9, 1)
+
+
+def test_nearest_neighbours_on_constructed_features():
+    """Cosine and L2 disagree where they should; the search is exact and the label
+    share counts neighbours by hand."""
+    train = np.array([[1.0, 0.0], [5.0, 5.0], [0.0, 3.0]])
+    query = np.array([[0.5, 0.6], [0.1, 2.0]])
+    dist, idx = insp.nearest_neighbours(train, query, 2, "l2")
+    np.testing.assert_array_equal(idx, [[0, 2], [2, 0]])
+    np.testing.assert_allclose(dist[0], [np.hypot(0.5, 0.6), np.hypot(0.5, 2.4)], rtol=1e-5)
+    dist, idx = insp.nearest_neighbours(train, query, 2, "cosine")
+    np.testing.assert_array_equal(idx, [[1, 2], [2, 1]])  # angle, not length
+    cos = 1.1 / np.hypot(0.5, 0.6) / np.sqrt(2)
+    np.testing.assert_allclose(dist[0, 0], 1 - cos, atol=1e-5)
+    assert insp.label_share(idx, np.array([0, 1, 1]), np.array([1, 0])) == pytest.approx(0.5)
+    feats = np.random.default_rng(0).normal(size=(50, 6))
+    _, idx = insp.nearest_neighbours(feats[:40], feats[40:], 3, "l2")
+    brute = np.argsort(((feats[40:, None] - feats[None, :40]) ** 2).sum(-1), axis=1)[:, :3]
+    np.testing.assert_array_equal(idx, brute)
+    with pytest.raises(ValueError, match="metric"):
+        insp.nearest_neighbours(train, query, 1, "l1")
+
+
+def test_receptive_field_is_where_the_gradient_reaches():
+    """On a CNN with tanh and average pooling (every path is live), the gradient of
+    one unit of each layer is non-zero exactly on `receptive_field`'s crop (clipped
+    to the image)."""
+    model = CNN(num_classes=2, channels=(2, 2, 2), convs_per_stage=2, activation="tanh",
+                pool="avg")
+    images = jax.random.uniform(jax.random.key(0), (1, 32, 32, 3), minval=-1, maxval=1)
+    variables = nn.unbox(model.init(jax.random.key(1), images, train=False))
+    units = [("conv0_1_act", (5, 9)), ("conv1_0_act", (3, 4)), ("conv2_1_act", (1, 2))]
+
+    def unit_sums(x):  # one scalar per (layer, unit): one Jacobian, one compile
+        _, state = model.apply(variables, x, train=False, mutable=["intermediates"])
+        return jnp.stack([state["intermediates"][layer][0][0, u, v].sum()
+                          for layer, (u, v) in units])
+
+    grads = jax.jit(jax.jacrev(unit_sums))(images)  # [3, 1, H, W, C]
+    for (layer, (u, v)), grad in zip(units, grads):
+        size, jump, offset = insp.receptive_field(model, layer)
+        reach = np.asarray(jnp.abs(grad).sum(-1)[0]) > 0
+        window = insp.crop(np.ones((32, 32, 1)), (jump * u + offset, jump * v + offset), size)
+        expected = np.zeros((32, 32), bool)
+        top, left = (int(round(jump * p + offset - (size - 1) / 2)) for p in (u, v))
+        expected[max(top, 0):top + size, max(left, 0):left + size] = True
+        assert window.sum() == expected.sum(), layer
+        np.testing.assert_array_equal(reach, expected, err_msg=layer)
+    assert insp.receptive_field(model, "conv2_1_act") == (32, 4, 1.5)
+    with pytest.raises(explain.config_lib.ConfigError, match="receptive field"):
+        insp.receptive_field(model, "head")
+
+
+def test_explain_command_on_a_trained_model(trained_run, tmp_path_factory, capsys):
+    """`vision-jax explain` with every option small on the trained run."""
+    workdir = trained_run
     out = tmp_path_factory.mktemp("explain")
     assert explain.main(["--workdir", workdir, "--num", "8", "--figure", "3",
                          "--cascade", "--smooth-n", "4", "--ig-steps", "8",
@@ -120,6 +206,33 @@ def test_explain_command_on_a_trained_model(tmp_path_factory, capsys):
     maps = np.random.default_rng(0).random((2, 4, 4))
     assert explain.rank_correlation(maps, maps) == pytest.approx(1.0)
     grid = np.asarray(Image.open(out / "explain.png"))
-    scale = 96 // 16  # rows = images, columns = input + 5 methods
-    assert grid.shape == ((3 * 17 + 1) * scale, (6 * 17 + 1) * scale, 3)
-    assert "gradcam" in capsys.readouterr().out
+    scale = 96 // 16  # rows = images, columns = input + 6 methods
+    assert grid.shape == ((3 * 17 + 1) * scale, (7 * 17 + 1) * scale, 3)
+    assert result["occlusion_size"] == 2 and result["occlusion_stride"] == 1
+    assert "occlusion" in capsys.readouterr().out
+    assert explain.main(["--workdir", workdir, "--methods", "occlusion",
+                         "--occlusion-size", "17", "--out", str(out)]) == 2
+
+
+def test_inspect_command_on_a_trained_model(trained_run, tmp_path_factory, capsys):
+    """`vision-jax inspect`: every view of the trained run, small."""
+    out = tmp_path_factory.mktemp("inspect")
+    assert insp.main(["--workdir", trained_run, "--num", "40", "--train-num", "64",
+                      "--k", "4", "--figure", "3", "--channels", "5", "--out", str(out)]) == 0
+    result = json.loads((out / "inspect.json").read_text())
+    assert result["filters"] == {"layer": "conv0_0", "shape": [3, 3, 3, 8]}
+    n = result["neighbours"]
+    assert (n["metric"], n["k"], n["train_images"], n["feature_dim"]) == ("cosine", 4, 64, 16)
+    assert 0 <= n["label_share"] <= 1 and 0 < n["chance"] < 1
+    p = result["patches"]
+    assert (p["layer"], p["receptive_field"], p["jump"]) == ("conv1_0_act", 8, 2)
+    assert len(p["channels"]) == 5 and p["top_activation"] == sorted(p["top_activation"],
+                                                                     reverse=True)
+    grid = np.asarray(Image.open(out / "neighbours.png"))  # 3 queries x (query + 4)
+    assert grid.shape == ((3 * 17 + 1) * 6, (5 * 17 + 1) * 6, 3)
+    grid = np.asarray(Image.open(out / "patches.png"))  # 5 channels x 4 crops of 8 px
+    assert grid.shape == ((5 * 9 + 1) * 12, (4 * 9 + 1) * 12, 3)
+    assert np.asarray(Image.open(out / "filters.png")).shape[1] == (8 * 4 + 1) * 8
+    assert Image.open(out / "tsne.png").size[0] > 100
+    assert "share the query's label" in capsys.readouterr().out
+    assert insp.main(["--workdir", str(out), "--out", str(out)]) == 2  # not a run

@@ -1,8 +1,9 @@
 """Attribution maps of a trained classifier, and checks that they show something real.
 
-    vision-jax explain --workdir=DIR [--methods gradient,smoothgrad,ig,guided,gradcam]
+    vision-jax explain --workdir=DIR [--methods gradient,smoothgrad,ig,guided,gradcam,occlusion]
                        [--num 64] [--figure 8] [--cascade] [--deletion-steps 16]
-                       [--smooth-n 16] [--ig-steps 32] [--out DIR/explain]
+                       [--smooth-n 16] [--ig-steps 32] [--occlusion-size PX]
+                       [--occlusion-stride PX] [--out DIR/explain]
 
 The maps (each a non-negative [B, H, W] heat map of "where the evidence for
 the label is"):
@@ -19,6 +20,11 @@ the label is"):
               the same network with every ReLU replaced by layers.guided_relu
   gradcam     Grad-CAM (Selvaraju et al. 2017) on the last convolution's
               activation, upsampled bilinearly to the image
+  occlusion   occlusion sensitivity (Zeiler & Fergus 2014): a `size` x `size`
+              square of the baseline (-1) slid over the image in steps of
+              `stride`; a pixel's value is the mean, over the squares that
+              cover it, of the drop in the label's probability (negative drops,
+              where hiding a region helps the label, count as 0). No gradients
 
 Every map is a pure, jittable function of the model's logits function (or, for
 guided backprop and Grad-CAM, of the model and its variables), the images
@@ -66,7 +72,7 @@ from vision_jax import checkpoint as ckpt_lib
 from vision_jax import config as config_lib
 from vision_jax import data
 
-METHODS = ("gradient", "smoothgrad", "ig", "guided", "gradcam")
+METHODS = ("gradient", "smoothgrad", "ig", "guided", "gradcam", "occlusion")
 # Adebayo et al. give no threshold; below this rank correlation a method's maps
 # are called "changed" by the randomisation check.
 RANDOMISATION_PASS_BELOW = 0.5
@@ -163,6 +169,48 @@ def grad_cam(cam_fn, zeros, images, labels):
     return jax.image.resize(cam, images.shape[:3], method="bilinear")
 
 
+def occlusion_starts(length: int, size: int, stride: int) -> list[int]:
+    """Offsets of the occluding square along one side: every `stride` pixels, plus
+    the last one flush with the border so that every pixel is covered."""
+    if not 1 <= size <= length or stride < 1:
+        raise ValueError(f"occlusion square {size} px with stride {stride} does not fit "
+                         f"an image of {length} px")
+    return sorted(set(range(0, length - size + 1, stride)) | {length - size})
+
+
+def occlusion(prob_fn, images, labels, *, size: int, stride: int, baseline: float = -1.0):
+    """Occlusion sensitivity: [B, H, W], each pixel the mean over the squares that
+    cover it of max(0, p_y(x) - p_y(x with the square set to `baseline`)).
+
+    `prob_fn(images, labels) -> [B]` is the label's probability
+    (`label_probability`). One batch of B occluded images per square position,
+    in a `lax.map`, so memory stays that of one forward pass.
+    """
+    b, h, w = images.shape[:3]
+    corners = jnp.array([(r, c) for r in occlusion_starts(h, size, stride)
+                         for c in occlusion_starts(w, size, stride)], jnp.int32)
+    rows, cols = jnp.arange(h)[:, None], jnp.arange(w)[None, :]
+    full = prob_fn(images, labels)
+
+    def one(corner):
+        square = ((rows >= corner[0]) & (rows < corner[0] + size)
+                  & (cols >= corner[1]) & (cols < corner[1] + size))  # [H, W]
+        hidden = jnp.where(square[None, :, :, None], baseline, images)
+        drop = jax.nn.relu(full - prob_fn(hidden, labels))  # [B]
+        return drop[:, None, None] * square[None], square
+
+    drops, squares = jax.lax.map(one, corners)
+    return drops.sum(0) / squares.sum(0)[None]
+
+
+def occlusion_square(image_size: int, size: int | None = None,
+                     stride: int | None = None) -> tuple[int, int]:
+    """(size, stride) of the occluding square; by default an eighth of the image
+    (at least 2 px), moved by half its side."""
+    size = size or max(2, image_size // 8)
+    return size, stride or max(1, size // 2)
+
+
 # ---------------------------------------------------------------------------
 # A flax classifier's maps, as functions of its variables (so that a trained
 # and a randomised model share one compiled function per method).
@@ -182,8 +230,10 @@ def last_feature_layer(model, variables, images) -> str:
 
 def attribution(method: str, model, variables, images, labels, rng, *,
                 smooth_n: int = 16, smooth_sigma: float = 0.15, ig_steps: int = 32,
-                layer: str | None = None):
-    """`method`'s [B, H, W] map of a flax classifier `model` with `variables`."""
+                layer: str | None = None, occlusion_size: int | None = None,
+                occlusion_stride: int | None = None):
+    """`method`'s [B, H, W] map of a flax classifier `model` with `variables`
+    (occlusion's square: `occlusion_square` of the image height)."""
     def logits_fn(x, m=model):
         return m.apply(variables, x, train=False)
 
@@ -208,6 +258,9 @@ def attribution(method: str, model, variables, images, labels, rng, *,
             return logits, state["intermediates"][layer][0]
 
         return grad_cam(cam_fn, zeros[layer], images, labels)
+    if method == "occlusion":
+        size, stride = occlusion_square(images.shape[1], occlusion_size, occlusion_stride)
+        return occlusion(label_probability(logits_fn), images, labels, size=size, stride=stride)
     raise ValueError(f"unknown attribution method {method!r}; choose from {list(METHODS)}")
 
 
@@ -282,14 +335,16 @@ def cascade_layers(params) -> list[str]:
 # The command.
 
 
-def eval_examples(config, num: int):
+def eval_examples(config, num: int, *, split: str | None = None, masks: bool = True):
     """(images [N, H, W, C], labels [N], segmentation masks of the label [N, H, W] bool
-    or None) of the first `num` eval examples (fewer if the split is smaller)."""
+    or None) of the first `num` examples of `split` (default the eval split; fewer
+    if the split is smaller); masks only on `shapes` and with `masks`."""
     from PIL import Image
 
     from vision_jax.data import pipeline
+    split = split or config.data.eval_split
     images, labels = [], []
-    for batch in data.make_eval_batches(config.data, split=config.data.eval_split,
+    for batch in data.make_eval_batches(config.data, split=split,
                                         global_batch_size=config.batch_size,
                                         process_index=0, process_count=1):
         keep = batch["mask"].astype(bool)
@@ -297,11 +352,11 @@ def eval_examples(config, num: int):
         if len(images) >= num:
             break
     images, labels = np.stack(images[:num]), np.asarray(labels[:num], np.int32)
-    if config.data.name != "shapes":
+    if config.data.name != "shapes" or not masks:
         return images, labels, None
     # Eval batches use the name 'mask' for padding, so the segmentation mask
     # (class + 1 per pixel) is read from the split itself, in the same order.
-    _, source, _ = pipeline._open(config.data, config.data.eval_split)
+    _, source, _ = pipeline._open(config.data, split)
     size = images.shape[1]
     masks = []
     for i, label in enumerate(labels):
@@ -355,7 +410,9 @@ def restore_classifier(config, workdir: str, *, why: str):
 
 def explain(config, workdir: str, *, methods=METHODS, num: int = 64, figure_rows: int = 8,
             cascade: bool = False, deletion_steps: int = 16, smooth_n: int = 16,
-            ig_steps: int = 32, seed: int = 0, progress: bool = True) -> tuple[dict, np.ndarray]:
+            ig_steps: int = 32, occlusion_size: int | None = None,
+            occlusion_stride: int | None = None, seed: int = 0,
+            progress: bool = True) -> tuple[dict, np.ndarray]:
     """(explain.json's content, the figure) for a classification run."""
     from tqdm.auto import tqdm
 
@@ -369,7 +426,8 @@ def explain(config, workdir: str, *, methods=METHODS, num: int = 64, figure_rows
     @functools.partial(jax.jit, static_argnums=0)
     def maps_of(method, params, images, labels):
         return attribution(method, model, {"params": params, **model_state}, images, labels,
-                           rng_maps, smooth_n=smooth_n, ig_steps=ig_steps)
+                           rng_maps, smooth_n=smooth_n, ig_steps=ig_steps,
+                           occlusion_size=occlusion_size, occlusion_stride=occlusion_stride)
 
     @jax.jit
     def aucs(images, labels, maps):
@@ -383,6 +441,12 @@ def explain(config, workdir: str, *, methods=METHODS, num: int = 64, figure_rows
               "accuracy": float((np.argmax(logits, -1) == labels).mean()),
               "deletion_steps": deletion_steps, "smooth_n": smooth_n, "ig_steps": ig_steps,
               "methods": {}}
+    if "occlusion" in methods:
+        size, stride = occlusion_square(images.shape[1], occlusion_size, occlusion_stride)
+        if size > images.shape[1]:
+            raise config_lib.ConfigError(f"--occlusion-size={size} is larger than the "
+                                         f"{images.shape[1]} px images")
+        result["occlusion_size"], result["occlusion_stride"] = size, stride
     if masks is not None:
         result["chance"] = float(masks.mean())
     # The reference a map must beat: pixels deleted/inserted in random order.
@@ -429,6 +493,10 @@ def main(argv: list[str]) -> int:
                         help="SmoothGrad's noisy copies per image (default 16)")
     parser.add_argument("--ig-steps", type=int, default=32,
                         help="integrated gradients' trapezoid steps (default 32)")
+    parser.add_argument("--occlusion-size", type=int,
+                        help="side of occlusion's square in pixels (default 1/8 of the image)")
+    parser.add_argument("--occlusion-stride", type=int,
+                        help="occlusion's step in pixels (default half the square)")
     parser.add_argument("--out", help="output directory (default WORKDIR/explain)")
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -437,6 +505,8 @@ def main(argv: list[str]) -> int:
     if min(args.num, args.figure, args.deletion_steps, args.smooth_n, args.ig_steps) <= 0:
         parser.error("--num, --figure, --deletion-steps, --smooth-n and --ig-steps "
                      "must be positive")
+    if min(args.occlusion_size or 1, args.occlusion_stride or 1) <= 0:
+        parser.error("--occlusion-size and --occlusion-stride must be positive")
     from vision_jax.sample import load_run_config
     out = args.out or os.path.join(args.workdir, "explain")
     try:
@@ -444,7 +514,8 @@ def main(argv: list[str]) -> int:
         result, grid = explain(config, args.workdir, methods=methods, num=args.num,
                                figure_rows=min(args.figure, args.num), cascade=args.cascade,
                                deletion_steps=args.deletion_steps, smooth_n=args.smooth_n,
-                               ig_steps=args.ig_steps)
+                               ig_steps=args.ig_steps, occlusion_size=args.occlusion_size,
+                               occlusion_stride=args.occlusion_stride)
     except (config_lib.ConfigError, ckpt_lib.CheckpointError, data.DatasetNotFoundError) as e:
         print(f"vision-jax explain: error: {e}", file=sys.stderr)
         return 2
