@@ -23,8 +23,6 @@ SUBCOMMANDS = {
     "lottery": ("vision_jax.scaling.lottery", "main", "lottery tickets: pruning vs re-init"),
     "initstats": ("vision_jax.initstats", "main", "per-layer activation statistics at init"),
     "sample": ("vision_jax.sample", "main", "draw images from a trained generative run"),
-    "segment": ("vision_jax.tasks.segmentation", "main",
-                "predicted masks of a segmentation run beside the ground truth"),
     "attack": ("vision_jax.robustness", "main",
                "robustness curve and fooling images of a trained classifier"),
     "explain": ("vision_jax.explain", "main",
@@ -39,7 +37,6 @@ SUBCOMMANDS = {
                        "write a run's weights as timm-named .safetensors"),
     "evaluate-samples": ("vision_jax.evaluate.samples", "main",
                          "FID/KID/precision/recall of generated samples (in-house features)"),
-    "shortcuts": ("vision_jax.shortcuts", "main", "spurious backgrounds: JTT, mitigation sweep"),
 }
 
 
