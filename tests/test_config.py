@@ -171,6 +171,22 @@ def test_every_config_builds_abstractly(path):
     assert jax.tree.leaves(state.params) and int(np.prod(state.step.shape)) == 1
 
 
+def test_video_configs_build_abstractly():
+    """configs/video/clips.py for every video model (and runlocal) builds on clips
+    [T, H, W, 3]; its runlocal switch stays on the built-in moving_shapes."""
+    from vision_jax import data, train
+    from vision_jax.models.video import VIDEO_MODELS
+    for arg in [f"model={m}" for m in VIDEO_MODELS] + ["runlocal"]:
+        c = config_lib.load_config(config_path("video/clips.py") + ":" + arg)
+        config_lib.validate(c, num_devices=8)
+        assert c.data.name == "moving_shapes"
+        shape = (c.data.moving_shapes.frames, c.data.image_size, c.data.image_size, 3)
+        info = data.DatasetInfo(name="synthetic", num_classes=9, image_shape=shape,
+                                split_sizes={c.data.train_split: 10_000})
+        state = train.setup(c, info=info).abstract
+        assert jax.tree.leaves(state.params), arg
+
+
 def test_cli_reports_bad_config_without_traceback(tmp_path):
     proc = run_cli(["train", f"--config={config_path('mlp.py')}", f"--workdir={tmp_path}",
                     "--config.optimizer.lr=1"], check=False, timeout=120)

@@ -4,7 +4,8 @@ Every dataset is a TFDS dataset in array_record format, read through Grain
 without TensorFlow. Three are built in and generated locally: `shapes`
 (procedural scenes, the default), `digits` (scikit-learn's handwritten
 digits) and `moving_shapes` (clips of one moving shape, batched as
-[B, T, H, W, C]; label = the motion). Any other TFDS dataset works by name once prepared in data_dir.
+[B, T, H, W, C]; label = the motion). Any other TFDS dataset works by name
+once prepared in data_dir.
 
     prepare(config.data)               # generates a built-in dataset if absent
     info = dataset_info(config.data)   # num_classes, image_shape, split_sizes

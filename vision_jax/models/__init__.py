@@ -30,6 +30,7 @@ from vision_jax.models.mobilenet import MobileNetV1, MobileNetV2, MobileNetV3
 from vision_jax.models.regnet import RegNet
 from vision_jax.models.resnet import ResNet
 from vision_jax.models.vgg import VGG
+from vision_jax.models.video import VIDEO_MODELS
 from vision_jax.models.vit import ViT
 
 MODELS: dict[str, type[nn.Module]] = {
@@ -47,6 +48,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "regnet": RegNet,
     "resnet": ResNet,
     "vit": ViT,
+    **VIDEO_MODELS,  # clips [B, T, H, W, C] -> logits: single_frame ... timesformer
 }
 
 # Set by build_model's arguments, never by the model config.
