@@ -64,6 +64,11 @@ class ShapesParams:
     test_size: int = 10_000
     seed: int = 0
     group_skew: float = 0.0
+    # Spurious correlation (Waterbirds-style): in train, the background is the
+    # label's own kind (`aligned_background`) with this probability, another
+    # kind otherwise; test backgrounds stay uniform and independent of the
+    # label. 0 turns it off (and keeps the generator bit-identical).
+    spurious: float = 0.0
 
     def __post_init__(self):
         if self.resolution < 8:
@@ -75,11 +80,19 @@ class ShapesParams:
                 raise ValueError(f"shapes.{key}={getattr(self, key)}: must be >= 1")
         if not 0.0 <= self.group_skew < 1.0:
             raise ValueError(f"shapes.group_skew={self.group_skew}: must be in [0, 1)")
+        if self.spurious and not 1.0 / len(BACKGROUNDS) <= self.spurious <= 1.0:
+            raise ValueError(f"shapes.spurious={self.spurious}: must be 0 (off) or in "
+                             f"[{1.0 / len(BACKGROUNDS)}, 1] (1/4 = no correlation)")
+        if self.spurious and self.group_skew:
+            raise ValueError("shapes.spurious and shapes.group_skew both set: the background "
+                             "is drawn either from the label or from the skew, not both")
 
     @property
     def config_name(self) -> str:
-        return (f"r{self.resolution}_o{self.max_objects}_n{self.train_size}"
+        name = (f"r{self.resolution}_o{self.max_objects}_n{self.train_size}"
                 f"_t{self.test_size}_s{self.seed}_g{float(self.group_skew)}")
+        # Only a spurious dataset gets the suffix: existing names stay valid.
+        return name + (f"_c{float(self.spurious)}" if self.spurious else "")
 
     @classmethod
     def from_mapping(cls, cfg) -> "ShapesParams":
@@ -252,8 +265,28 @@ def _group_probs(params: ShapesParams, split: str) -> np.ndarray:
     return (1 - params.group_skew) * uniform + params.group_skew * onehot
 
 
-def _sample_group(params: ShapesParams, split: str, rng: np.random.Generator) -> int:
-    cumulative = np.cumsum(_group_probs(params, split))
+def aligned_background(label) -> int:
+    """The background kind that `spurious` pairs with a label (classes i and
+    i + 4 share kind i): the shortcut a model can take instead of the shape."""
+    return label % len(BACKGROUNDS)
+
+
+def _spurious_probs(params: ShapesParams, split: str, label: int) -> np.ndarray:
+    """P(background | label): `spurious` on the aligned kind in train, the
+    rest spread evenly over the other kinds; uniform in test."""
+    k = len(BACKGROUNDS)
+    if split != "train":
+        return np.full(k, 1.0 / k)
+    probs = np.full(k, (1.0 - params.spurious) / (k - 1))
+    probs[aligned_background(label)] = params.spurious
+    return probs
+
+
+def _sample_group(params: ShapesParams, split: str, rng: np.random.Generator,
+                  label: int | None = None) -> int:
+    probs = (_group_probs(params, split) if label is None else
+             _spurious_probs(params, split, label))
+    cumulative = np.cumsum(probs)
     return min(int(np.searchsorted(cumulative, rng.random(), side="right")), len(BACKGROUNDS) - 1)
 
 
@@ -294,9 +327,14 @@ def _draw(image: np.ndarray, objects: list[dict], rng: np.random.Generator) -> n
 def render_example(params: ShapesParams, split: str, index: int) -> dict:
     """Example `index` of `split`: a pure function of (params, split, index)."""
     rng = np.random.default_rng((params.seed, _SPLIT_CODES[split], index))
-    group = _sample_group(params, split, rng)
-    image = _background(group, params.resolution, rng)
-    objects = _sample_objects(params, rng)
+    if params.spurious:  # the label is drawn first, so the background can follow it
+        objects = _sample_objects(params, rng)
+        group = _sample_group(params, split, rng, label=objects[0]["label"])
+        image = _background(group, params.resolution, rng)
+    else:  # the original order of draws: default datasets stay bit-identical
+        group = _sample_group(params, split, rng)
+        image = _background(group, params.resolution, rng)
+        objects = _sample_objects(params, rng)
     mask = _draw(image, objects, rng)
     counts = np.bincount([o["label"] for o in objects], minlength=len(SHAPES)).astype(np.int32)
     return {
@@ -326,7 +364,13 @@ def object_count(features) -> np.int32:
 
 # Per-example attributes derived from the stored features, by name: the
 # pipeline's `extra_keys` puts them into batches (a multi-head feature net's targets).
-ATTRIBUTES = {"color": main_color, "count": object_count}
+def caption_tokens(features) -> np.ndarray:
+    """The caption as word ids (vision_jax/data/captions.py, which imports this module)."""
+    from vision_jax.data import captions
+    return captions.caption_tokens(features)
+
+
+ATTRIBUTES = {"color": main_color, "count": object_count, "caption_tokens": caption_tokens}
 
 
 def make_builder(params: ShapesParams, **kwargs) -> "Shapes":

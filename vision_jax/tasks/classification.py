@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import optax
 
-from vision_jax import attacks, flops, models
+from vision_jax import attacks, flops, models, shortcuts, subgroups
 from vision_jax.config import base_config
 from vision_jax.tasks.base import Task
 
@@ -48,12 +50,77 @@ class Classification(Task):
         self.model = models.build_model(config.model, num_classes=info.num_classes, **dtypes)
         # Runs written before attacks existed have no `adversarial` section.
         self.adversarial = config.get("adversarial") or base_config().adversarial
+        # Mitigations of shortcut learning (vision_jax/shortcuts.py) and the
+        # attributes that eval reports subgroup accuracies by (vision_jax/subgroups.py).
+        self.shortcut = shortcuts.options(config)
+        self.attributes = subgroups.attribute_keys(config.data)
+        self.train_keys = ("group",) if shortcuts.needs_groups(self.shortcut) else ()
+
+    # -- data: the image pipeline, plus group attributes where they exist ----
+    def train_iterator(self, *, global_batch_size, seed, process_index, process_count):
+        from vision_jax import data
+        return data.make_train_iterator(self.config.data, global_batch_size=global_batch_size,
+                                        seed=seed, process_index=process_index,
+                                        process_count=process_count, extra_keys=self.train_keys)
+
+    def eval_batches(self, split, *, global_batch_size, process_index, process_count):
+        from vision_jax import data
+        return data.make_eval_batches(self.config.data, split=split,
+                                      global_batch_size=global_batch_size,
+                                      process_index=process_index, process_count=process_count,
+                                      extra_keys=self.attributes)
+
+    def example_batch(self, batch_size=1):
+        batch = super().example_batch(batch_size)
+        return {**batch, **{k: jnp.zeros((batch_size,), jnp.int32) for k in self.train_keys}}
+
+    def synthetic_batch(self, batch_size, seed=0):
+        batch = super().synthetic_batch(batch_size, seed)
+        for k in self.train_keys:
+            batch[k] = (batch["label"] % shortcuts.group_sizes(1)[k]).astype(batch["label"].dtype)
+        return batch
 
     def init(self, rng, batch):
         # `rng` seeds the parameters as it did before tasks existed (same numbers).
         variables = self.model.init({"params": rng, "dropout": jax.random.fold_in(rng, 1)},
                                     batch["image"], train=False)
-        return variables["params"], {k: v for k, v in variables.items() if k != "params"}
+        extra = {}
+        if self.shortcut.method == "group_dro":  # the group weights q, uniform at the start
+            g = shortcuts.num_groups(self.info.num_classes)
+            extra["group_dro"] = {"q": jnp.full((g,), 1.0 / g, jnp.float32)}
+        return variables["params"], {**{k: v for k, v in variables.items() if k != "params"},
+                                     **extra}
+
+    @functools.cached_property
+    def _group_weights(self):
+        """Reweighting's per-group weights, from the training split's counts."""
+        return jnp.asarray(shortcuts.balanced_weights(
+            shortcuts.train_group_counts(self.config, self.info.num_classes)), jnp.float32)
+
+    @functools.cached_property
+    def _jtt_errors(self):
+        return jnp.asarray(shortcuts.load_errors(self.shortcut.jtt_errors))
+
+    def _reduce_loss(self, losses, batch, variables):
+        """The batch loss under `shortcut.method`, and the new group-DRO weights."""
+        method = self.shortcut.method
+        if method == "erm":
+            return losses.mean(), {}
+        if method == "jtt":
+            listed = shortcuts.is_listed(shortcuts.image_keys(batch["image"]), self._jtt_errors)
+            weights = jnp.where(listed, self.shortcut.jtt_upweight, 1.0)
+            return shortcuts.weighted_mean(losses, weights), {}
+        ids = shortcuts.group_ids(batch, self.info.num_classes)
+        if method == "reweight":
+            return shortcuts.weighted_mean(losses, self._group_weights[ids]), {}
+        group_losses, present = shortcuts.group_mean_losses(
+            losses, ids, shortcuts.num_groups(self.info.num_classes))
+        q = shortcuts.dro_step(variables["group_dro"]["q"], group_losses, present,
+                               self.shortcut.dro_step_size)
+        return (q * group_losses).sum(), {"group_dro": {"q": q}}
+
+    def _model_variables(self, variables):
+        return {k: v for k, v in variables.items() if k != "group_dro"}
 
     def _adversarial(self, params, variables, images, labels, rng, steps: int):
         """`config.adversarial`'s attack on the model in eval mode (batch norm
@@ -76,17 +143,20 @@ class Classification(Task):
             attack_rng, rng = jax.random.split(rng)
             images = self._adversarial(params, variables, images, batch["label"],
                                        attack_rng, self.adversarial.steps)
+        model_variables = self._model_variables(variables)
         logits, new_variables = self.model.apply(
-            {"params": params, **variables}, images, train=True,
-            rngs={"dropout": rng}, mutable=list(variables.keys()))
-        loss = example_losses(logits, batch, loss=self.config.loss,
-                              num_classes=self.info.num_classes,
-                              label_smoothing=self.config.label_smoothing).mean()
+            {"params": params, **model_variables}, images, train=True,
+            rngs={"dropout": rng}, mutable=list(model_variables.keys()))
+        losses = example_losses(logits, batch, loss=self.config.loss,
+                                num_classes=self.info.num_classes,
+                                label_smoothing=self.config.label_smoothing)
+        loss, updated = self._reduce_loss(losses, batch, variables)
         correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32).mean()
-        return loss, {"accuracy": correct}, dict(new_variables)
+        return loss, {"accuracy": correct}, {**dict(new_variables), **updated}
 
     def predict(self, params, variables, images):
-        return self.model.apply({"params": params, **variables}, images, train=False)
+        return self.model.apply({"params": params, **self._model_variables(variables)}, images,
+                                train=False)
 
     def eval_step(self, params, variables, batch, rng):
         logits = self.predict(params, variables, batch["image"])
@@ -102,7 +172,18 @@ class Classification(Task):
                                        rng, adv.eval_steps)
             robust = jnp.argmax(self.predict(params, variables, images), -1) == batch["label"]
             sums["robust_accuracy_sum"] = (robust.astype(jnp.float32) * mask).sum()
+        if self.attributes and all(k in batch for k in self.attributes):
+            sums.update(subgroups.eval_sums(correct, batch, self._attribute_names))
         return sums
+
+    @property
+    def _attribute_names(self):
+        return subgroups.attribute_names(self.info.class_names)
+
+    def eval_reduce(self, totals):
+        out = super().eval_reduce({k: v for k, v in totals.items()
+                                   if not subgroups.is_sum_key(k)})
+        return {**out, **subgroups.report(totals, self._attribute_names)}
 
     def flops_per_example(self, params, variables):
         return flops.flops_per_example(self.model, {"params": params, **variables},
