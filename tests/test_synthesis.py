@@ -122,3 +122,119 @@ def test_synthesize_command_on_a_trained_model(tmp_path_factory):
     assert list(style["styles"]) == ["stripes"]
     assert set(style["styles"]["stripes"]) == {"lbfgs", "adam"}
     assert synthesis.main(["--workdir", str(out), "--what", "class"]) == 2  # not a run
+
+
+# ---------------------------------------------------------------------------
+# The default backbone (vision_jax/backbone.py) and Johnson et al.'s task. One
+# tiny backbone (1/4 width, 8x8, 3 steps) stands in for the real one: the
+# cache root is a temporary directory, so no test trains the real default.
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone(tmp_path_factory):
+    """(cache base directory, data directory, the tiny backbone's workdir)."""
+    from vision_jax import backbone
+    base, data_dir = tmp_path_factory.mktemp("cache"), tmp_path_factory.mktemp("tfds")
+    c = backbone.backbone_config(steps=3, width_mult=0.25, resolution=8)
+    c.data.data_dir = str(data_dir)
+    c.data.shapes.train_size, c.data.shapes.test_size = 128, 16
+    c.progress_bar = False
+    workdir = backbone.default_workdir(root=str(base / "backbones"), config=c)
+    return base, data_dir, workdir
+
+
+def test_default_backbone_is_trained_once_then_reused(tiny_backbone, monkeypatch):
+    from vision_jax import backbone, train
+    base, _, workdir = tiny_backbone
+    assert workdir == str(base / "backbones" / backbone.NAME)
+    record = json.loads((base / "backbones" / backbone.NAME / backbone.MARKER).read_text())
+    assert record["steps"] == 3 and 0.0 <= record["test_accuracy"] <= 1.0
+    assert not (base / "backbones" / f"{backbone.NAME}.partial").exists()
+    monkeypatch.setenv("VISION_JAX_CACHE", str(base))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the cached backbone was retrained")
+    monkeypatch.setattr(train, "train", no_training)
+    assert backbone.resolve_workdir(None) == workdir  # found through $VISION_JAX_CACHE
+    assert backbone.resolve_workdir("some/run") == "some/run"
+    # A directory in the final place without the record (e.g. copied half-way) is
+    # refused, never taken for a finished backbone nor trained over.
+    (base / "backbones" / "half").mkdir()
+    (base / "backbones" / "half" / "config.json").write_text("{}")
+    with pytest.raises(backbone.BackboneError, match=backbone.MARKER):
+        backbone.default_workdir(name="half")
+    with pytest.raises(backbone.BackboneError, match="no default backbone"):
+        backbone.default_workdir(name="absent", train_if_missing=False)
+
+
+def test_photographs_load_offline_and_synthesize_uses_the_default_backbone(
+        tiny_backbone, tmp_path, monkeypatch):
+    """scikit-image's photographs come from the wheel (pooch, its downloader, is
+    blocked), and `synthesize` without --workdir dreams on one through the backbone."""
+    import sys
+    monkeypatch.setitem(sys.modules, "pooch", None)
+    for name in synthesis.PHOTOS:
+        x = synthesis.load_image(name, 16, 3)
+        assert x.shape == (1, 16, 16, 3) and -1.0 <= x.min() < x.max() <= 1.0
+    assert synthesis.load_image("coffee", 8, 1).shape == (1, 8, 8, 1)
+    with pytest.raises(ValueError, match="neither a file"):
+        synthesis.load_image("mona_lisa", 8, 3)
+    base, _, workdir = tiny_backbone
+    monkeypatch.setenv("VISION_JAX_CACHE", str(base))
+    assert synthesis.main(["--what", "dream", "--content", "astronaut", "--size", "8",
+                           "--steps", "2", "--out", str(tmp_path)]) == 0
+    dream = json.loads((tmp_path / "dream.json").read_text())
+    assert dream["workdir"] == workdir and dream["norm_end"] > dream["norm_start"]
+    with pytest.raises(SystemExit):  # argparse's error: not a file, texture or photo
+        synthesis.main(["--what", "style", "--styles", "mona_lisa"])
+
+
+def test_instance_norm_makes_the_transform_net_per_image():
+    from vision_jax.models.transform_net import TransformNet
+    net = TransformNet(widths=(4, 8, 8), residual_blocks=1)
+    x = jax.random.uniform(jax.random.key(0), (2, 10, 6, 3), minval=-1, maxval=1)
+    params = net.init(jax.random.key(1), x)
+    y = net.apply(params, x)
+    assert y.shape == x.shape  # odd sizes too: upsampling returns to the input's size
+    # Another second image leaves the first one's output unchanged (batch norm would not).
+    y2 = net.apply(params, x.at[1].multiply(-3.0))
+    np.testing.assert_allclose(y[0], y2[0], atol=1e-6)
+    assert float(jnp.abs(y[1] - y2[1]).max()) > 1e-3
+
+
+def test_johnson_task_lowers_its_loss_and_applies_in_one_pass(tiny_backbone, tmp_path):
+    """The one trainer runs the style_transfer task (frozen tiny backbone, style
+    `chelsea`); its training loss falls, the backbone is untouched, and
+    `synthesize --what johnson` applies it beside Gatys et al."""
+    from helpers import tiny_config
+
+    from vision_jax import metrics, train
+    from vision_jax.explain import restore_classifier
+    from vision_jax.sample import load_run_config
+    _, data_dir, backbone_dir = tiny_backbone
+    c = tiny_config("style_johnson.py:runlocal,style=chelsea,style_size=16", str(data_dir),
+                    f"style.backbone={backbone_dir}", "model.widths=(4,8,8)",
+                    "model.residual_blocks=1", "data.shapes.resolution=8",
+                    "data.image_size=8", "data.shapes.train_size=128",
+                    "data.shapes.test_size=16", "style.eval_examples=16", "batch_size=16",
+                    "total_steps=12", "log_every_steps=1", "checkpoint.every_steps=12",
+                    "optimizer.learning_rate=0.01")
+    before = restore_classifier(load_run_config(backbone_dir), backbone_dir, why="test")[1]
+    summary = train.train(c, str(tmp_path / "run"))
+    losses = [r["loss"] for r in metrics.read_metrics(str(tmp_path / "run"), "train")]
+    assert len(losses) == 12 and np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3]), losses
+    assert {"eval_content", "eval_style", "eval_tv"} <= set(summary)
+    after = restore_classifier(load_run_config(backbone_dir), backbone_dir, why="test")[1]
+    jax.tree.map(np.testing.assert_array_equal, before, after)
+    out = tmp_path / "out"
+    assert synthesis.main(["--what", "johnson", "--workdir", str(tmp_path / "run"),
+                           "--content", "coffee", "--size", "12", "--steps", "2",
+                           "--out", str(out)]) == 0
+    result = json.loads((out / "johnson.json").read_text())
+    assert result["style"] == "chelsea" and result["backbone"] == backbone_dir
+    assert set(result["gatys"]) == {"lbfgs", "adam"}
+    assert result["johnson"]["train_steps"] == 12 and result["johnson"]["seconds_one_pass"] > 0
+    assert Image.open(out / "johnson.png").size[0] == (5 * 13 + 1) * 8  # 5 tiles of 12 px, x8
+    # A classifier run is not a style_transfer run.
+    assert synthesis.main(["--what", "johnson", "--workdir", backbone_dir,
+                           "--out", str(out)]) == 2

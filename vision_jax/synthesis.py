@@ -73,6 +73,7 @@ from vision_jax import data
 
 WHAT = ("class", "invert", "dream", "style")
 TEXTURES = ("stripes", "checker", "blobs")
+PHOTOS = ("astronaut", "chelsea", "coffee")
 # Faint noise to start from: std 0.1 of the [-1, 1] range.
 NOISE_STD = 0.1
 
@@ -240,25 +241,41 @@ def deepdream(features_fn, image, *, octaves: int = 3, octave_scale: float = 1.4
     return x
 
 
+def perceptual_loss(features_fn, x, target_content, target_grams: dict, *,
+                    content_layer: str, weights=(1.0, 10.0, 0.1)):
+    """(total, {"content", "style", "tv"}) of images x [B, H, W, C]: the objective of
+    Gatys et al. and of Johnson et al.'s perceptual loss, with relative errors.
+    `target_content` is the content layer's features of the content images ([B, ...]
+    or [1, ...]); `target_grams` maps each style layer to its style Gram matrix
+    [1, C, C] (the style image may have another size than x: Gram matrices are means
+    over positions); `weights` = (content, style, TV)."""
+    content_w, style_w, tv_w = weights
+    feats = features_fn(x)
+    b = len(x)
+    parts = {"content": _rel(feats[content_layer],
+                             jnp.broadcast_to(target_content, feats[content_layer].shape)).mean(),
+             "style": jnp.mean(jnp.stack([
+                 _rel(gram(feats[n]), jnp.broadcast_to(g, (b, *g.shape[1:]))).mean()
+                 for n, g in target_grams.items()])),
+             "tv": total_variation(x).mean()}
+    return content_w * parts["content"] + style_w * parts["style"] + tv_w * parts["tv"], parts
+
+
+def style_grams(features_fn, style, style_layers) -> dict:
+    """{layer: Gram matrix [1, C, C]} of one style image [1, H, W, C], as constants."""
+    feats = features_fn(style)
+    return {n: jax.lax.stop_gradient(gram(feats[n])) for n in style_layers}
+
+
 def style_losses(features_fn, content, style, *, content_layer: str, style_layers,
                  weights=(1.0, 10.0, 0.1)):
-    """loss_fn(x) -> (total, {"content", "style", "tv"}): Gatys et al.'s objective with
-    relative errors; `weights` = (content, style, TV). `features_fn(x)` returns a dict
-    by layer name (`layer_features`)."""
-    content_w, style_w, tv_w = weights
+    """loss_fn(x) -> (total, {"content", "style", "tv"}): `perceptual_loss` against one
+    content batch and one style image. `features_fn(x)` returns a dict by layer name
+    (`layer_features`)."""
     target_c = jax.lax.stop_gradient(features_fn(content)[content_layer])
-    style_feats = features_fn(style)
-    target_g = {name: jax.lax.stop_gradient(gram(style_feats[name])) for name in style_layers}
-
-    def loss_fn(x):
-        feats = features_fn(x)
-        parts = {"content": _rel(feats[content_layer], target_c).mean(),
-                 "style": jnp.mean(jnp.stack([
-                     _rel(gram(feats[n]), jnp.broadcast_to(target_g[n], (len(x),
-                          *target_g[n].shape[1:]))).mean() for n in style_layers])),
-                 "tv": total_variation(x).mean()}
-        return content_w * parts["content"] + style_w * parts["style"] + tv_w * parts["tv"], parts
-    return loss_fn
+    target_g = style_grams(features_fn, style, style_layers)
+    return lambda x: perceptual_loss(features_fn, x, target_c, target_g,
+                                     content_layer=content_layer, weights=weights)
 
 
 def style_transfer(features_fn, content, style, *, content_layer: str, style_layers,
@@ -319,7 +336,7 @@ def style_transfer(features_fn, content, style, *, content_layer: str, style_lay
 
 
 # ---------------------------------------------------------------------------
-# Procedural style images (no photographs: scikit-image is not a dependency).
+# Demo images: procedural textures and scikit-image's bundled photographs.
 
 
 def textures(size: int, channels: int) -> dict:
@@ -336,6 +353,43 @@ def textures(size: int, channels: int) -> dict:
     for name, t in zip(TEXTURES, (stripes, checker, noise)):
         out[name] = np.repeat(t[None, ..., None], channels, -1).astype(np.float32)
     return out
+
+
+def photo(name: str) -> np.ndarray:
+    """uint8 [H, W, 3] of a photograph that ships inside scikit-image's wheel
+    (`skimage.data`: astronaut, chelsea the cat, coffee): read from the package's
+    data directory, never downloaded."""
+    if name not in PHOTOS:
+        raise ValueError(f"photo {name!r}: choose from {list(PHOTOS)}")
+    import skimage.data
+    return np.asarray(getattr(skimage.data, name)())
+
+
+def load_image(spec: str, size: int, channels: int) -> np.ndarray:
+    """[1, size, size, channels] float32 in [-1, 1] of a demo image: a texture name
+    (TEXTURES), a photograph's name (PHOTOS) or an image file's path. Photographs
+    and files are centre-cropped to a square and resized (bicubic); channels=1
+    takes the luminance."""
+    from PIL import Image
+    if spec in TEXTURES:
+        return textures(size, channels)[spec]
+    if spec in PHOTOS:
+        img = Image.fromarray(photo(spec))
+    elif os.path.isfile(spec):
+        img = Image.open(spec)
+    else:
+        raise ValueError(f"image {spec!r} is neither a file nor one of "
+                         f"{list(TEXTURES) + list(PHOTOS)}")
+    img = img.convert("L" if channels == 1 else "RGB")
+    w, h = img.size
+    side = min(w, h)
+    img = img.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side,
+                    (h - side) // 2 + side)).resize((size, size), Image.BICUBIC)
+    x = np.asarray(img, np.float32).reshape(size, size, -1)
+    if x.shape[-1] != channels:
+        raise ValueError(f"image {spec!r}: {x.shape[-1]} channels, the network takes "
+                         f"{channels}")
+    return (x / 127.5 - 1.0)[None]
 
 
 # ---------------------------------------------------------------------------
@@ -367,11 +421,32 @@ def activation_layers(features_fn, shape) -> list[str]:
     return [n for n in layer_names(features_fn, shape) if n.endswith("_act")]
 
 
+def style_layers(features_fn, shape, *, content: str = "", style=()) -> tuple[str, list[str]]:
+    """(content layer, style layers): the given names, checked, or by default the
+    deepest activation for content and every activation for style (a network
+    that sows no `*_act` must be given them by name)."""
+    names = layer_names(features_fn, shape)
+    acts = [n for n in names if n.endswith("_act")]
+    content, style = content or (acts[-1] if acts else ""), list(style) or acts
+    unknown = [n for n in [content, *style] if n not in names]
+    if not content or not style or unknown:
+        raise config_lib.ConfigError(
+            f"style layers: content {content!r}, style {style} (unknown: {unknown}); "
+            f"this network's layers: {names}")
+    return content, style
+
+
 def synthesize(config, workdir: str, what: str, *, steps: int | None = None,
                lr: float | None = None, num: int = 4, size: int | None = None,
-               layer: str | None = None, styles=None, seed: int = 0,
-               progress: bool = True) -> tuple[dict, np.ndarray]:
-    """(the JSON's content, the figure) of one method on a classification run."""
+               layer: str | None = None, styles=None, content: str | None = None,
+               seed: int = 0, progress: bool = True) -> tuple[dict, np.ndarray]:
+    """(the JSON's content, the figure) of one method on a classification run
+    (`johnson`: on a style_transfer run). `content` (dream, style, johnson): a
+    photograph's name or an image file instead of the first eval image(s);
+    `styles` (style): texture names, photograph names or image files."""
+    if what == "johnson":
+        return johnson(config, workdir, steps=steps, lr=lr, size=size, content=content,
+                       progress=progress)
     from tqdm.auto import tqdm
 
     from vision_jax.explain import eval_examples, restore_classifier
@@ -419,7 +494,8 @@ def synthesize(config, workdir: str, what: str, *, steps: int | None = None,
     elif what == "dream":
         size = size or max(32, res)
         layer = layer or activation_layers(features_fn, images.shape)[-1]
-        base = _resize(images, size)
+        base = _resize(images, size) if content is None else jnp.asarray(
+            load_image(content, size, channels))
         one = lambda v: features_fn(v)[layer]
         x = deepdream(one, base, progress=progress, **opts)
         norm = layer_norm_of(one)
@@ -428,63 +504,152 @@ def synthesize(config, workdir: str, what: str, *, steps: int | None = None,
         rows = [[a, b] for a, b in zip(np.asarray(base), np.asarray(x))]
     elif what == "style":
         size = size or max(32, res)
-        layers = activation_layers(features_fn, images.shape)
-        content = _resize(images[:1], size)
-        out.update(size=size, content_layer=layers[-1], style_layers=layers, styles={})
+        image = _resize(images[:1], size) if content is None else jnp.asarray(
+            load_image(content, size, channels))
+        content_layer, layers = style_layers(features_fn, image.shape)
+        out.update(size=size, content=content or "eval image 0",
+                   content_layer=content_layer, style_layers=layers, styles={})
         rows = []
-        chosen = {k: v for k, v in textures(size, channels).items()
-                  if styles is None or k in styles}
-        for name, style in tqdm(chosen.items(), desc="style", unit="texture",
-                                disable=not progress):
-            row = [np.asarray(content[0]), style[0]]
-            out["styles"][name] = {}
-            for optimizer in ("lbfgs", "adam"):
-                t0 = time.time()
-                x, h = style_transfer(features_fn, content, jnp.asarray(style),
-                                      content_layer=layers[-1], style_layers=layers,
-                                      optimizer=optimizer, **opts)
-                out["styles"][name][optimizer] = {
-                    **{f"{k}_start": h[k][0] for k in ("total", "content", "style", "tv")},
-                    **{k: h[k][-1] for k in ("total", "content", "style", "tv")},
-                    "evaluations": h["evaluations"][-1], "seconds": round(time.time() - t0, 2)}
-                row.append(np.asarray(x[0]))
-            rows.append(row)
+        for name in tqdm(styles or TEXTURES, desc="style", unit="style",
+                         disable=not progress):
+            style = jnp.asarray(load_image(name, size, channels))
+            results, images_ = gatys(features_fn, image, style, content_layer=content_layer,
+                                     style_layers=layers, **opts)
+            out["styles"][name] = results
+            rows.append([np.asarray(image[0]), np.asarray(style[0]), *images_])
     else:
         raise ValueError(f"what={what!r}: choose from {list(WHAT)}")
     out["seconds"] = round(time.time() - start, 2)
     return out, _grid(rows)
 
 
+def gatys(features_fn, content, style, *, content_layer: str, style_layers,
+          weights=(1.0, 10.0, 0.1), optimizers=("lbfgs", "adam"), **opts):
+    """({optimizer: losses at the start and the end, evaluations, seconds},
+    [result [H, W, C] per optimizer]) of `style_transfer` with each optimizer."""
+    results, images = {}, []
+    for optimizer in optimizers:
+        t0 = time.time()
+        x, h = style_transfer(features_fn, content, style, content_layer=content_layer,
+                              style_layers=style_layers, weights=weights, optimizer=optimizer,
+                              **opts)
+        results[optimizer] = {
+            **{f"{k}_start": h[k][0] for k in ("total", "content", "style", "tv")},
+            **{k: h[k][-1] for k in ("total", "content", "style", "tv")},
+            "evaluations": h["evaluations"][-1], "seconds": round(time.time() - t0, 2)}
+        images.append(np.asarray(x[0]))
+    return results, images
+
+
+def johnson(config, workdir: str, *, steps: int | None = None, lr: float | None = None,
+            size: int | None = None, content: str | None = None,
+            progress: bool = True) -> tuple[dict, np.ndarray]:
+    """A Johnson et al. transformation network (a `style_transfer` run) applied in one
+    pass to one content image, beside Gatys et al.'s optimisation (L-BFGS and Adam,
+    `steps` each) of the same objective: the same frozen features, layers, weights
+    and style image. Losses of every result, wall times, the run's training time."""
+    from vision_jax import train
+    from vision_jax.explain import eval_examples
+    if config.task != "style_transfer":
+        raise config_lib.ConfigError(f"task {config.task!r}: --what johnson needs a "
+                                     f"style_transfer run (configs/style_johnson.py)")
+    run, step_, state = train.restore_workdir(config, workdir)
+    params = jax.device_get(state.ema if (config.ema.decay and config.ema.evaluate and state.ema)
+                            else state.params)
+    task = run.task
+    f = task.frozen
+    channels = task.info.image_shape[-1]
+    size = size or max(32, task.info.image_shape[0])
+    image = (_resize(jnp.asarray(eval_examples(config, 1)[0]), size) if content is None
+             else jnp.asarray(load_image(content, size, channels)))
+    common = dict(content_layer=f.content_layer, style_layers=f.style_layers,
+                  weights=f.weights)
+    losses_of = jax.jit(style_losses(f.features_fn, image, jnp.asarray(f.style), **common))
+    apply = jax.jit(task.stylize)
+    t0 = time.time()
+    jax.block_until_ready(apply(params, image))
+    first = time.time() - t0
+    t0 = time.time()
+    y = jax.block_until_ready(apply(params, image))
+    one_pass = time.time() - t0
+
+    def parts(x):
+        total, p = losses_of(x)
+        return {"total": float(total), **{k: float(v) for k, v in p.items()}}
+
+    summary_path = os.path.join(workdir, "summary.json")
+    summary = json.load(open(summary_path)) if os.path.isfile(summary_path) else {}
+    out = {"workdir": workdir, "step": step_, "what": "johnson", "size": size,
+           "content": content or "eval image 0", "style": config.style.image,
+           "style_size": int(config.style.size), "backbone": f.workdir,
+           "content_layer": f.content_layer, "style_layers": f.style_layers,
+           "weights": list(f.weights), "content_image": parts(image),
+           "johnson": {**parts(y), "seconds_one_pass": round(one_pass, 4),
+                       "seconds_first_call": round(first, 2),
+                       "train_seconds": summary.get("wall_seconds"),
+                       "train_steps": summary.get("steps")}}
+    start = time.time()
+    opts = {k: v for k, v in (("steps", steps), ("lr", lr)) if v is not None}
+    out["gatys"], images = gatys(f.features_fn, image, jnp.asarray(f.style), progress=progress,
+                                 **common, **opts)
+    out["seconds"] = round(time.time() - start + first + one_pass, 2)
+    style_shown = np.asarray(_resize(jnp.asarray(f.style), size)[0])
+    return out, _grid([[np.asarray(image[0]), style_shown, np.asarray(y[0]), *images]])
+
+
+def _image_spec(spec: str) -> bool:
+    return spec in TEXTURES or spec in PHOTOS or os.path.isfile(spec)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="vision-jax synthesize",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--workdir", required=True, help="a classification run's directory")
-    parser.add_argument("--what", required=True, choices=WHAT)
+    parser.add_argument("--workdir",
+                        help="a classification run's directory (default: the in-house "
+                             "backbone, trained on first use); for johnson a "
+                             "style_transfer run's")
+    parser.add_argument("--what", required=True, choices=(*WHAT, "johnson"))
     parser.add_argument("--steps", type=int, help="optimisation steps (per octave for dream)")
     parser.add_argument("--lr", type=float, help="step size (Adam's; dream's per-pixel step)")
     parser.add_argument("--num", type=int, default=4, help="eval images (invert, dream)")
-    parser.add_argument("--size", type=int,
-                        help="resize images to this side (dream, style; default max(32, data))")
+    parser.add_argument("--size", type=int, help="resize images to this side (dream, style, "
+                                                 "johnson; default max(32, data))")
     parser.add_argument("--layer", help="dream's layer (default the last activation)")
+    parser.add_argument("--content", help=f"dream/style/johnson's image instead of the eval "
+                                          f"images: {','.join(PHOTOS)} or a file")
     parser.add_argument("--styles", default=",".join(TEXTURES),
-                        help=f"style's textures, comma-separated from {','.join(TEXTURES)}")
+                        help=f"style's style images, comma-separated: textures "
+                             f"({','.join(TEXTURES)}), photographs ({','.join(PHOTOS)}) or "
+                             f"files")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="output directory (default WORKDIR/synthesis)")
+    parser.add_argument("--out", help="output directory (default WORKDIR/synthesis, or "
+                                      "./synthesis on the default backbone)")
     args = parser.parse_args(argv)
     if args.num <= 0 or (args.steps is not None and args.steps <= 0):
         parser.error("--num and --steps must be positive")
     styles = [t.strip() for t in args.styles.split(",") if t.strip()]
-    if not styles or any(t not in TEXTURES for t in styles):
-        parser.error(f"--styles={args.styles!r}: choose from {','.join(TEXTURES)}")
+    bad = [t for t in styles if not _image_spec(t)]
+    if not styles or bad:
+        parser.error(f"--styles={args.styles!r}: {bad} are neither files nor among "
+                     f"{','.join(TEXTURES + PHOTOS)}")
+    if args.content is not None and (args.content not in PHOTOS
+                                     and not os.path.isfile(args.content)):
+        parser.error(f"--content={args.content!r}: neither a file nor among {','.join(PHOTOS)}")
+    if args.what == "johnson" and not args.workdir:
+        parser.error("--what johnson needs --workdir, a style_transfer run "
+                     "(vision-jax train --config=configs/style_johnson.py)")
+    from vision_jax import backbone
     from vision_jax.sample import load_run_config
-    out = args.out or os.path.join(args.workdir, "synthesis")
+    out = args.out or (os.path.join(args.workdir, "synthesis") if args.workdir
+                       else "synthesis")
     try:
-        config = load_run_config(args.workdir)
-        result, grid = synthesize(config, args.workdir, args.what, steps=args.steps,
+        workdir = backbone.resolve_workdir(args.workdir)
+        config = load_run_config(workdir)
+        result, grid = synthesize(config, workdir, args.what, steps=args.steps,
                                   lr=args.lr, num=args.num, size=args.size, layer=args.layer,
-                                  styles=styles, seed=args.seed)
+                                  styles=styles, content=args.content, seed=args.seed)
     except (config_lib.ConfigError, ckpt_lib.CheckpointError, data.DatasetNotFoundError,
-            KeyError) as e:
+            KeyError, ValueError) as e:
         print(f"vision-jax synthesize: error: {e}", file=sys.stderr)
         return 2
     os.makedirs(out, exist_ok=True)

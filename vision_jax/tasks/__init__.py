@@ -20,6 +20,7 @@ REGISTRY = {
     "pixelcnn": "vision_jax.tasks.likelihood:PixelCNN",
     "vae": "vision_jax.tasks.likelihood:VAE",
     "realnvp": "vision_jax.tasks.likelihood:RealNVP",
+    "style_transfer": "vision_jax.tasks.style:JohnsonStyle",
 }
 
 

@@ -1,0 +1,53 @@
+"""Feed-forward style transfer (Johnson et al. 2016): a transformation network
+trained with the perceptual loss through the frozen default backbone
+(configs/backbone.py, trained on first use), on `shapes` scenes as content,
+towards one style image (task `style_transfer`, vision_jax/tasks/style.py).
+
+    vision-jax train --config=configs/style_johnson.py:style=coffee \\
+        --workdir=workdirs/johnson_coffee
+    vision-jax synthesize --what johnson --workdir=workdirs/johnson_coffee \\
+        --content chelsea --size 128
+
+Arguments: style (a name from synthesis.PHOTOS or TEXTURES, or an image
+file; default coffee), style_size (default 128: the size the comparison with
+Gatys et al. runs at, so the textures have the same scale in pixels), steps
+(default 400), backbone (a classification run directory; default: the
+in-house backbone), runlocal (a 20-step smoke run).
+
+The paper's recipe: 256x256 COCO crops, batch 4, 40,000 Adam steps at
+1e-3, network widths 32/64/128 with 5 residual blocks. Here: 32x32 shapes
+scenes, batch 16, Adam at 1e-3, widths 16/32/64 with 3 residual blocks, and the
+loss weights of `vision-jax synthesize --what style` (content 1, style 10,
+TV 0.1, on relative errors) so the two methods optimise the same objective.
+
+Result: LAB NOTE PENDING
+"""
+
+from vision_jax.config import base_config, parse_arg, shrink_for_local
+
+
+def get_config(arg=None):
+    a = parse_arg(arg, style="coffee", style_size=128, steps=400, backbone="", runlocal=False)
+    c = base_config()
+    c.task = "style_transfer"
+    c.data.name = "shapes"  # the cached 32x32 default scenes
+    c.model = dict(name="transform_net", widths=(16, 32, 64), residual_blocks=3,
+                   norm="instance")
+    c.style = dict(image=a.style, size=a.style_size, backbone=a.backbone,
+                   content_layer="", style_layers="", content_weight=1.0,
+                   style_weight=10.0, tv_weight=0.1, eval_examples=256)
+    c.batch_size = 16
+    c.total_steps = a.steps
+    c.optimizer.name = "adam"
+    c.optimizer.learning_rate = 1e-3
+    c.optimizer.weight_decay = 0.0
+    c.optimizer.grad_clip_norm = 0.0
+    c.schedule.name = "constant"
+    c.log_every_steps = 20
+    c.eval_every_steps = 0
+    c.checkpoint.every_steps = 100
+    c.checkpoint.async_save = False
+    if a.runlocal:
+        c = shrink_for_local(c)
+        c.eval_every_steps = 0
+    return c
