@@ -28,6 +28,16 @@ _INCEPTION_MIN_AREA = 0.08
 _FILL = 128  # grey fill for pixels that geometric RandAugment ops uncover
 
 
+def _known_keys(cls, cfg: Mapping | None, section: str) -> dict:
+    """A config section as a dict, after checking its keys against the fields of `cls`."""
+    cfg = dict(cfg or {})
+    valid = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(cfg) - valid)
+    if unknown:
+        raise ValueError(f"{section} has unknown keys {unknown}; valid keys: {sorted(valid)}")
+    return cfg
+
+
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
     """The `data.augment` section; every op is off by default.
@@ -75,12 +85,7 @@ class AugmentConfig:
 
     @classmethod
     def from_mapping(cls, cfg: Mapping | None) -> "AugmentConfig":
-        cfg = dict(cfg or {})
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(cfg) - valid)
-        if unknown:
-            raise ValueError(f"data.augment has unknown keys {unknown}; valid keys: {sorted(valid)}")
-        return cls(**cfg)
+        return cls(**_known_keys(cls, cfg, "data.augment"))
 
     @property
     def mixes(self) -> bool:
@@ -121,10 +126,10 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
     return _from_pil(pil, image.shape[-1])
 
 
-def random_resized_crop(image: np.ndarray, size: int, min_area: float,
-                        rng: np.random.Generator, tries: int = 10) -> np.ndarray:
-    """Inception crop: a random area fraction and aspect ratio, resized to size."""
-    height, width = image.shape[:2]
+def crop_window(height: int, width: int, min_area: float, rng: np.random.Generator,
+                tries: int = 10) -> tuple[slice, slice]:
+    """The (rows, cols) window of an Inception crop: a random area fraction
+    and aspect ratio; the whole image if every try falls outside it."""
     for _ in range(tries):
         area = rng.uniform(min_area, 1.0) * height * width
         ratio = math.exp(rng.uniform(*np.log(_CROP_RATIO)))
@@ -133,8 +138,14 @@ def random_resized_crop(image: np.ndarray, size: int, min_area: float,
         if 0 < h <= height and 0 < w <= width:
             top = int(rng.integers(0, height - h + 1))
             left = int(rng.integers(0, width - w + 1))
-            return resize(image[top:top + h, left:left + w], size)
-    return resize(image, size)  # every try fell outside: keep the whole image
+            return slice(top, top + h), slice(left, left + w)
+    return slice(0, height), slice(0, width)
+
+
+def random_resized_crop(image: np.ndarray, size: int, min_area: float,
+                        rng: np.random.Generator, tries: int = 10) -> np.ndarray:
+    """Inception crop: a random area fraction and aspect ratio, resized to size."""
+    return resize(image[crop_window(*image.shape[:2], min_area, rng, tries)], size)
 
 
 def pad_and_crop(image: np.ndarray, padding: int, rng: np.random.Generator) -> np.ndarray:
@@ -147,6 +158,69 @@ def pad_and_crop(image: np.ndarray, padding: int, rng: np.random.Generator) -> n
 
 def random_flip(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return image[:, ::-1] if rng.random() < 0.5 else image
+
+
+# ---------------------------------------------------------------------------
+# Dense targets: per-pixel maps (a semantic mask, instance ids) that follow the
+# image's geometry. Labels are never blended: maps are resampled
+# nearest-neighbour, and photometric ops leave them alone.
+
+
+def resize_nearest(labels: np.ndarray, size: int) -> np.ndarray:
+    """Nearest-neighbour resize of a map [H, W] (any dtype) to [size, size].
+
+    Output pixel i samples input pixel floor((i + 1/2) H / size): pixel
+    centres map to pixel centres, as in Pillow's bilinear `resize`, so a map
+    resized here stays aligned with its image resized there.
+    """
+    height, width = labels.shape[:2]
+    if (height, width) == (size, size):
+        return labels
+    rows = np.minimum(((np.arange(size) + 0.5) * height / size).astype(np.int64), height - 1)
+    cols = np.minimum(((np.arange(size) + 0.5) * width / size).astype(np.int64), width - 1)
+    return labels[rows[:, None], cols[None, :]]
+
+
+def augment_dense(image: np.ndarray, maps: Mapping[str, np.ndarray], size: int,
+                  cfg: AugmentConfig, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """`augment_image` for an image and its per-pixel maps {name: [H, W]}.
+
+    The geometric ops (random resized crop or resize, pad-and-crop shift,
+    flip) move every map with the pixels: the same window, offsets and flip,
+    maps resampled nearest-neighbour and reflect-padded like the image. The
+    photometric ops (colour jitter, cutout) change the image only. The draws
+    are augment_image's, in its order, so the image is the one augment_image
+    returns for the same generator. RandAugment, whose ops mix geometry and
+    photometry, is refused rather than applied to the image alone.
+    """
+    if cfg.randaugment_layers:
+        raise ValueError("data.augment.randaugment_layers must be 0 with per-pixel targets: "
+                         "RandAugment's rotations and shears would move the pixels without "
+                         "their labels")
+    for name, m in maps.items():
+        if m.shape != image.shape[:2]:
+            raise ValueError(f"per-pixel map {name!r} has shape {m.shape}, the image "
+                             f"{image.shape[:2]}")
+    if cfg.min_crop_area is not None:
+        window = crop_window(*image.shape[:2], cfg.min_crop_area, rng)
+        image, maps = image[window], {k: m[window] for k, m in maps.items()}
+    image, maps = resize(image, size), {k: resize_nearest(m, size) for k, m in maps.items()}
+    if cfg.crop_padding or cfg.flip:
+        # Shift and flip are exact index maps: apply them to the image and the
+        # maps stacked as channels, so they share every draw.
+        channels = image.shape[-1]
+        joint = np.concatenate([image.astype(np.int64)]
+                               + [m[..., None].astype(np.int64) for m in maps.values()], -1)
+        if cfg.crop_padding:
+            joint = pad_and_crop(joint, cfg.crop_padding, rng)
+        if cfg.flip:
+            joint = random_flip(joint, rng)
+        image = joint[..., :channels].astype(np.uint8)
+        maps = {k: joint[..., channels + i].astype(m.dtype)
+                for i, (k, m) in enumerate(maps.items())}
+    photometric = dataclasses.replace(cfg, random_resized_crop=False, crop_padding=0,
+                                      flip=False)
+    return augment_image(image, size, photometric, rng), dict(maps)
 
 
 # ---------------------------------------------------------------------------
@@ -296,3 +370,149 @@ def mix_batch(batch: dict, num_classes: int, cfg: AugmentConfig,
         images = lam * images + (1 - lam) * images[::-1]
     soft = lam * one_hot + (1 - lam) * one_hot[::-1]
     return {**batch, "image": images.astype(np.float32), "soft_label": soft.astype(np.float32)}
+
+
+# ---------------------------------------------------------------------------
+# Views for self-supervised learning (SimCLR; Chen et al. 2020, "A Simple
+# Framework for Contrastive Learning of Visual Representations", appendix A).
+#
+# Two halves, so that each example's randomness stays per example and the
+# pixel work is one call per batch:
+#   - per example, in numpy (`random_views`): the crop and flip of every view,
+#     and the draw of its photometric parameters (`VIEW_PARAMS`), all from the
+#     example's own generator (seeded by (seed, position in the stream));
+#   - per batch (`photometric`): colour jitter, grayscale and blur applied with
+#     those parameters by dm-pix, jitted once and vmapped over the views.
+
+#: Columns of the per-view photometric parameters that `random_views` draws.
+VIEW_PARAMS = ("jitter", "brightness", "contrast", "saturation", "hue", "grayscale", "blur_sigma")
+
+
+@dataclasses.dataclass(frozen=True)
+class ViewsConfig:
+    """SimCLR's augmentation, as a config section (`ssl.views`).
+
+    num_views: views per example (2 for SimCLR).
+    min_crop_area: random resized crop's minimum area fraction (0.08 in the
+      paper on ImageNet; small images want more).
+    flip: horizontal flip with probability 1/2.
+    jitter_p, jitter_strength: with probability jitter_p, brightness,
+      contrast and saturation factors from [1 - 0.8 s, 1 + 0.8 s] and a hue
+      shift from [-0.2 s, 0.2 s] (of a full turn), s = jitter_strength
+      (the paper: p = 0.8, s = 1 on ImageNet, s = 0.5 on CIFAR-10). Applied
+      in a fixed order (torchvision's ColorJitter shuffles it).
+    grayscale_p: probability of converting to grayscale (0.2).
+    blur_p, blur_sigma: with probability blur_p a Gaussian blur of sigma
+      drawn uniformly from blur_sigma, kernel side 10% of the image (odd, at
+      least 3): the paper's ImageNet recipe (it drops blur on CIFAR-10).
+    """
+
+    num_views: int = 2
+    min_crop_area: float = 0.08
+    flip: bool = True
+    jitter_p: float = 0.8
+    jitter_strength: float = 0.5
+    grayscale_p: float = 0.2
+    blur_p: float = 0.5
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+
+    def __post_init__(self):
+        checks = {
+            "num_views": isinstance(self.num_views, int) and self.num_views >= 1,
+            "min_crop_area": 0 < self.min_crop_area <= 1,
+            "jitter_p": 0 <= self.jitter_p <= 1,
+            "jitter_strength": 0 <= self.jitter_strength <= 1.25,  # factors stay >= 0
+            "grayscale_p": 0 <= self.grayscale_p <= 1,
+            "blur_p": 0 <= self.blur_p <= 1,
+            "blur_sigma": (len(self.blur_sigma) == 2
+                           and 0 < self.blur_sigma[0] <= self.blur_sigma[1]),
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise ValueError(f"ssl.views.{key}={getattr(self, key)!r} is out of range; "
+                                 f"see vision_jax.data.augment.ViewsConfig")
+
+    @classmethod
+    def from_mapping(cls, cfg: Mapping | None) -> "ViewsConfig":
+        cfg = _known_keys(cls, cfg, "ssl.views")
+        if "blur_sigma" in cfg:
+            cfg["blur_sigma"] = tuple(float(s) for s in cfg["blur_sigma"])
+        return cls(**cfg)
+
+
+def view_params(cfg: ViewsConfig, rng: np.random.Generator) -> np.ndarray:
+    """One view's photometric parameters, float32 [len(VIEW_PARAMS)]."""
+    s = cfg.jitter_strength
+    jitter = rng.random() < cfg.jitter_p
+    brightness, contrast, saturation = rng.uniform(1 - 0.8 * s, 1 + 0.8 * s, size=3)
+    hue = rng.uniform(-0.2 * s, 0.2 * s)
+    grayscale = rng.random() < cfg.grayscale_p
+    sigma = rng.uniform(*cfg.blur_sigma) if rng.random() < cfg.blur_p else 0.0
+    return np.array([jitter, brightness, contrast, saturation, hue, grayscale, sigma],
+                    np.float32)
+
+
+def random_views(image: np.ndarray, size: int, cfg: ViewsConfig,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 [H, W, C] -> (views uint8 [V, size, size, C], parameters float32 [V, P]).
+
+    The geometric half of the SimCLR augmentation (crop, flip) and the draw
+    of the photometric half, which `photometric` applies to whole batches.
+    """
+    views, params = [], []
+    for _ in range(cfg.num_views):
+        view = random_resized_crop(image, size, cfg.min_crop_area, rng)
+        if cfg.flip:
+            view = random_flip(view, rng)
+        views.append(np.ascontiguousarray(view))
+        params.append(view_params(cfg, rng))
+    return np.stack(views), np.stack(params)
+
+
+def blur_kernel_size(size: int) -> int:
+    """SimCLR's blur kernel: 10% of the image side, odd, at least 3."""
+    return max(3, int(0.1 * size) // 2 * 2 + 1)
+
+
+def _photometric_one(image, params, kernel_size: int):
+    """One view, float [H, W, C] in [0, 1], with its parameters [P] (JAX, dm-pix)."""
+    import dm_pix
+    import jax.numpy as jnp
+
+    p = dict(zip(VIEW_PARAMS, params))
+    colour = image.shape[-1] == 3
+    jittered = jnp.clip(image * p["brightness"], 0, 1)
+    jittered = jnp.clip(dm_pix.adjust_contrast(jittered, p["contrast"]), 0, 1)
+    if colour:
+        jittered = jnp.clip(dm_pix.adjust_saturation(jittered, p["saturation"]), 0, 1)
+        jittered = dm_pix.adjust_hue(jittered, p["hue"])
+    image = jnp.where(p["jitter"] > 0, jittered, image)
+    if colour:
+        grey = dm_pix.rgb_to_grayscale(image, keep_dims=True)
+        image = jnp.where(p["grayscale"] > 0, jnp.broadcast_to(grey, image.shape), image)
+    blurred = dm_pix.gaussian_blur(image, jnp.maximum(p["blur_sigma"], 1e-3), kernel_size)
+    return jnp.clip(jnp.where(p["blur_sigma"] > 0, blurred, image), 0, 1)
+
+
+_PHOTOMETRIC_CACHE: dict = {}
+
+
+def photometric(views: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """The photometric half of the SimCLR augmentation on a batch of views.
+
+    views uint8 or float [..., H, W, C] in [0, 255], params float32 [..., P]
+    -> normalised float32 views in [-1, 1]. One jitted dm-pix call per batch
+    shape, run on the host's CPU (the pipeline's side of the transfer).
+    """
+    import jax
+
+    lead, shape = views.shape[:-3], views.shape[-3:]
+    kernel = blur_kernel_size(shape[0])
+    key = (shape, kernel)
+    if key not in _PHOTOMETRIC_CACHE:
+        one = lambda v, p: _photometric_one(v, p, kernel)  # noqa: E731
+        _PHOTOMETRIC_CACHE[key] = jax.jit(jax.vmap(one))
+    flat = np.asarray(views, np.float32).reshape(-1, *shape) / 255.0
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):
+        out = np.asarray(_PHOTOMETRIC_CACHE[key](flat, params.reshape(len(flat), -1)))
+    return (out * 2.0 - 1.0).astype(np.float32).reshape(*lead, *shape)

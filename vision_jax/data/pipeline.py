@@ -266,10 +266,18 @@ class _Keys:
         return {key: extra_value(features, key) for key in self.extra}
 
 
+# Per-pixel targets: batch key -> the feature holding them ('mask' itself names
+# a batch's real examples). In training they follow the image's geometry
+# (augment.augment_dense); eval batches carry them at the dataset's resolution.
+DENSE_FEATURES = {"segmentation": "mask"}
+
+
 def extra_value(features: Mapping, key: str) -> np.ndarray:
     """An `extra_keys` entry of one example: a fixed-shape feature of the
     dataset, else a derived attribute (`shapes.ATTRIBUTES`: the main object's
     colour, the number of objects)."""
+    if key in DENSE_FEATURES:
+        return np.asarray(features[DENSE_FEATURES[key]])
     if key in features:
         return np.asarray(features[key])
     if key in shapes.ATTRIBUTES:
@@ -365,8 +373,13 @@ class _TrainExample(grain.transforms.RandomMap):
 
     def random_map(self, features, rng: np.random.Generator):
         image, label = self.keys.read(features)
-        return {"image": _augment(image, self.image_size, self.cfg, rng),
-                "label": label, **self.keys.read_extra(features)}
+        extra = self.keys.read_extra(features)
+        dense = {k: extra.pop(k) for k in self.keys.extra if k in DENSE_FEATURES}
+        if dense:
+            image, dense = augment.augment_dense(image, dense, self.image_size, self.cfg, rng)
+        else:
+            image = _augment(image, self.image_size, self.cfg, rng)
+        return {"image": image, "label": label, **extra, **dense}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -394,6 +407,45 @@ class _EvalExample(grain.transforms.Map):
         image = augment.normalize(_resize(image, self.image_shape[-2]))
         return {"image": image, "label": label, "mask": np.float32(1),
                 **self.keys.read_extra(features)}
+
+
+@dataclasses.dataclass(frozen=True)
+class _ViewsExample(grain.transforms.RandomMap):
+    """Self-supervised training example: `views.num_views` crops of the image
+    ('views', uint8 until `_Photometric`) with their photometric parameters."""
+
+    keys: _Keys
+    image_size: int
+    views: augment.ViewsConfig
+
+    def random_map(self, features, rng: np.random.Generator):
+        image, label = self.keys.read(features)
+        views, params = augment.random_views(image, self.image_size, self.views, rng)
+        return {"views": views, "view_params": params, "label": label,
+                **self.keys.read_extra(features)}
+
+
+@dataclasses.dataclass(frozen=True)
+class _EvalViews(grain.transforms.RandomMap):
+    """Views of an eval example (seeded by its position, so every pass over the
+    split sees the same views); the clean 'image' stays beside them."""
+
+    views: augment.ViewsConfig
+
+    def random_map(self, example, rng: np.random.Generator):
+        pixels = np.round((example["image"] + 1.0) * 127.5).astype(np.uint8)
+        views, params = augment.random_views(pixels, pixels.shape[0], self.views, rng)
+        return {**example, "views": views, "view_params": params}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Photometric(grain.transforms.Map):
+    """A batch's views through the photometric half of the augmentation."""
+
+    def map(self, batch):
+        batch = dict(batch)
+        batch["views"] = augment.photometric(batch["views"], batch.pop("view_params"))
+        return batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -441,14 +493,18 @@ def _iterable(ds: grain.MapDataset, data_cfg: Mapping) -> grain.IterDataset:
 
 def make_train_iterator(data_cfg: Mapping, *, global_batch_size: int, seed: int,
                         process_index: int, process_count: int,
-                        extra_keys=()) -> grain.DatasetIterator:
+                        extra_keys=(), views: augment.ViewsConfig | None = None
+                        ) -> grain.DatasetIterator:
     """An endless iterator of this process's training batches.
 
     Batches are dicts of numpy arrays: 'image' float32 [L, H, W, C] (clips:
     [L, T, H, W, C]) in [-1, 1], 'label' int32 [L] and, when mixup/cutmix is on, 'soft_label'
     float32 [L, num_classes], with L = global_batch_size // process_count.
     `extra_keys` adds one entry per name (see `extra_value`), e.g. a task's
-    further targets. `get_state()` returns a JSON-serialisable dict;
+    further targets. With `views` (self-supervised tasks), 'image' is replaced
+    by 'views' float32 [L, V, H, W, C]: V augmented views of each example
+    (`augment.random_views`, then `augment.photometric` per batch), and
+    `data.augment` is not used. `get_state()` returns a JSON-serialisable dict;
     `set_state()` on a fresh iterator continues exactly where the saved one was.
     """
     local = _local_batch_size(global_batch_size, process_index, process_count)
@@ -463,6 +519,12 @@ def make_train_iterator(data_cfg: Mapping, *, global_batch_size: int, seed: int,
         ds = ds.map_with_index(_NoisyLabel(keys.label, _label_noise(data_cfg), info.num_classes,
                                            int(_get(data_cfg, "label_noise_seed")), size))
     ds = ds.shuffle(seed=seed).repeat()  # grain reshuffles epoch e with seed + e
+    if views is not None:
+        if cfg.mixes:
+            raise ValueError("data.augment mixup/cutmix cannot be combined with views")
+        ds = ds.random_map(_ViewsExample(keys, info.image_shape[0], views), seed=augment_seed)
+        return iter(_iterable(ds.batch(local, drop_remainder=True)[process_index::process_count]
+                              .map(_Photometric()), data_cfg))
     if len(info.image_shape) == 4:
         _check_clip_augment(cfg)
     ds = ds.random_map(_TrainExample(keys, info.image_shape[-2], cfg), seed=augment_seed)
@@ -474,7 +536,8 @@ def make_train_iterator(data_cfg: Mapping, *, global_batch_size: int, seed: int,
 
 def make_eval_batches(data_cfg: Mapping, *, split: str, global_batch_size: int,
                       process_index: int, process_count: int,
-                      extra_keys=()) -> grain.IterDataset:
+                      extra_keys=(), views: augment.ViewsConfig | None = None,
+                      views_seed: int = 0) -> grain.IterDataset:
     """A finite, re-iterable sequence of this process's eval batches.
 
     Like training batches plus 'mask' float32 [L]: the split is padded with
@@ -483,6 +546,8 @@ def make_eval_batches(data_cfg: Mapping, *, split: str, global_batch_size: int,
     Never shuffled or augmented. The train split is cut to its
     `num_train_examples` prefix and carries the same `label_noise` as
     training, so "train accuracy" means the data, and labels, trained on.
+    With `views`, batches also carry 'views' [L, V, H, W, C]: augmented views
+    of the clean images, a pure function of (views_seed, position).
     """
     local = _local_batch_size(global_batch_size, process_index, process_count)
     info, source, size = _open(data_cfg, split)
@@ -496,7 +561,11 @@ def make_eval_batches(data_cfg: Mapping, *, split: str, global_batch_size: int,
 
     ds = grain.MapDataset.range(padded).map(
         _EvalExample(source, size, keys, info.image_shape, noise))
+    if views is not None:
+        ds = ds.random_map(_EvalViews(views), seed=views_seed)
     ds = ds.batch(local)[process_index::process_count]
+    if views is not None:
+        ds = ds.map(_Photometric())
     if _augment_config(data_cfg).mixes:
         ds = ds.map(_OneHot(info.num_classes))
     return _iterable(ds, data_cfg)
