@@ -148,7 +148,8 @@ def test_budget_units():
         config_lib.total_steps(c, 1000)
 
 
-CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
+CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py"))
+                 + glob.glob(os.path.join(ROOT, "configs", "ssl", "*.py")))
 
 
 RUNLOCAL = [p for p in CONFIGS if "runlocal" in open(p).read()]

@@ -37,6 +37,7 @@ SUBCOMMANDS = {
                        "write a run's weights as timm-named .safetensors"),
     "evaluate-samples": ("vision_jax.evaluate.samples", "main",
                          "FID/KID/precision/recall of generated samples (in-house features)"),
+    "probe": ("vision_jax.probe", "main", "linear and kNN probes of a run's frozen encoder"),
     "shortcuts": ("vision_jax.shortcuts", "main", "spurious backgrounds: JTT, mitigation sweep"),
 }
 

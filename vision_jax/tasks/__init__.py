@@ -21,6 +21,7 @@ REGISTRY = {
     "vae": "vision_jax.tasks.likelihood:VAE",
     "realnvp": "vision_jax.tasks.likelihood:RealNVP",
     "style_transfer": "vision_jax.tasks.style:JohnsonStyle",
+    "simclr": "vision_jax.tasks.ssl:SimCLR", "rotation": "vision_jax.tasks.ssl:Rotation",
 }
 
 
