@@ -149,7 +149,8 @@ def test_budget_units():
 
 
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py"))
-                 + glob.glob(os.path.join(ROOT, "configs", "ssl", "*.py")))
+                 + glob.glob(os.path.join(ROOT, "configs", "ssl", "*.py"))
+                 + glob.glob(os.path.join(ROOT, "configs", "dense", "*.py")))
 
 
 RUNLOCAL = [p for p in CONFIGS if "runlocal" in open(p).read()]

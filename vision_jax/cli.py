@@ -23,6 +23,8 @@ SUBCOMMANDS = {
     "lottery": ("vision_jax.scaling.lottery", "main", "lottery tickets: pruning vs re-init"),
     "initstats": ("vision_jax.initstats", "main", "per-layer activation statistics at init"),
     "sample": ("vision_jax.sample", "main", "draw images from a trained generative run"),
+    "segment": ("vision_jax.tasks.segmentation", "main",
+                "predicted masks of a segmentation run beside the ground truth"),
     "attack": ("vision_jax.robustness", "main",
                "robustness curve and fooling images of a trained classifier"),
     "explain": ("vision_jax.explain", "main",

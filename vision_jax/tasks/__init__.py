@@ -20,6 +20,7 @@ REGISTRY = {
     "pixelcnn": "vision_jax.tasks.likelihood:PixelCNN",
     "vae": "vision_jax.tasks.likelihood:VAE",
     "realnvp": "vision_jax.tasks.likelihood:RealNVP",
+    "segmentation": "vision_jax.tasks.segmentation:Segmentation",
     "style_transfer": "vision_jax.tasks.style:JohnsonStyle",
     "simclr": "vision_jax.tasks.ssl:SimCLR", "rotation": "vision_jax.tasks.ssl:Rotation",
 }
