@@ -156,6 +156,20 @@ def test_nearest_neighbours_on_constructed_features():
         insp.nearest_neighbours(train, query, 1, "l1")
 
 
+def test_filter_structure_on_constructed_kernels():
+    """A flat red kernel is all colour blob, a vertical ramp in every channel all
+    oriented ramp and all luminance; random weights score the stated chances."""
+    flat = np.zeros((3, 3, 3, 1))
+    flat[:, :, 0] = 1.0
+    ramp = np.broadcast_to(np.array([-1.0, 0.0, 1.0])[:, None, None, None], (3, 3, 3, 1))
+    s = insp.filter_structure(np.concatenate([flat, ramp], axis=-1))
+    assert s["flat"] == pytest.approx(0.5) and s["ramp"] == pytest.approx(0.5)
+    assert s["grey"] == pytest.approx((1 / 3 + 1) / 2)
+    s = insp.filter_structure(np.random.default_rng(0).normal(size=(3, 3, 3, 4000)))
+    for name in ("flat", "ramp", "grey"):
+        assert s[name] == pytest.approx(s["chance"][name], rel=0.05), name
+
+
 def test_receptive_field_is_where_the_gradient_reaches():
     """On a CNN with tanh and average pooling (every path is live), the gradient of
     one unit of each layer is non-zero exactly on `receptive_field`'s crop (clipped
@@ -192,7 +206,8 @@ def test_explain_command_on_a_trained_model(trained_run, tmp_path_factory, capsy
     out = tmp_path_factory.mktemp("explain")
     assert explain.main(["--workdir", workdir, "--num", "8", "--figure", "3",
                          "--cascade", "--smooth-n", "4", "--ig-steps", "8",
-                         "--deletion-steps", "8", "--out", str(out)]) == 0
+                         "--deletion-steps", "8", "--occlusion-stride", "2",
+                         "--out", str(out)]) == 0
     result = json.loads((out / "explain.json").read_text())
     assert list(result["methods"]) == list(explain.METHODS) and result["examples"] == 8
     assert 0.0 < result["chance"] < 1.0
@@ -208,7 +223,7 @@ def test_explain_command_on_a_trained_model(trained_run, tmp_path_factory, capsy
     grid = np.asarray(Image.open(out / "explain.png"))
     scale = 96 // 16  # rows = images, columns = input + 6 methods
     assert grid.shape == ((3 * 17 + 1) * scale, (7 * 17 + 1) * scale, 3)
-    assert result["occlusion_size"] == 2 and result["occlusion_stride"] == 1
+    assert result["occlusion_size"] == 2 and result["occlusion_stride"] == 2  # default size
     assert "occlusion" in capsys.readouterr().out
     assert explain.main(["--workdir", workdir, "--methods", "occlusion",
                          "--occlusion-size", "17", "--out", str(out)]) == 2
@@ -220,7 +235,8 @@ def test_inspect_command_on_a_trained_model(trained_run, tmp_path_factory, capsy
     assert insp.main(["--workdir", trained_run, "--num", "40", "--train-num", "64",
                       "--k", "4", "--figure", "3", "--channels", "5", "--out", str(out)]) == 0
     result = json.loads((out / "inspect.json").read_text())
-    assert result["filters"] == {"layer": "conv0_0", "shape": [3, 3, 3, 8]}
+    assert (result["filters"]["layer"], result["filters"]["shape"]) == ("conv0_0", [3, 3, 3, 8])
+    assert 0 < result["filters"]["structure"]["flat"] < 1
     n = result["neighbours"]
     assert (n["metric"], n["k"], n["train_images"], n["feature_dim"]) == ("cosine", 4, 64, 16)
     assert 0 <= n["label_share"] <= 1 and 0 < n["chance"] < 1

@@ -10,7 +10,9 @@ sensitivity, the fifth, is a method of `vision-jax explain`):
 
   filters     the first convolution's kernels (a ViT's patch embedding), each
               scaled to [0, 1] on its own (Krizhevsky et al. 2012, Fig. 3):
-              RGB for 3 input channels, grey for 1, the channel mean otherwise
+              RGB for 3 input channels, grey for 1, the channel mean otherwise;
+              `filter_structure` measures how much of them is colour blob,
+              oriented ramp and luminance, against random weights
   neighbours  the k nearest training images of eval images in the space of the
               penultimate features (the input of the `head` layer), by cosine
               similarity (default) or L2 distance; the share of neighbours with
@@ -84,6 +86,35 @@ def first_conv_kernel(model, params, image_shape) -> tuple[str, np.ndarray]:
             return "/".join(keys[:-1]), np.asarray(nn.unbox(kernel))
     raise config_lib.ConfigError(f"{type(model).__name__} has no convolution on the "
                                  f"{channels}-channel image: no first-layer filters to show")
+
+
+def filter_structure(kernel) -> dict:
+    """How smooth and how colourful first-layer filters are: the mean over filters of
+    the share of each kernel's energy (sum of squares) in
+
+      flat   each input channel's constant part (a colour blob);
+      ramp   each channel's linear ramps along rows and columns (an oriented
+             edge at this scale), orthogonal to the constant;
+      grey   the part equal in every input channel (luminance; 3 channels only).
+
+    For i.i.d. random weights (any initialisation), the expected shares are
+    1 / (kh kw), 2 / (kh kw) and 1 / C; a learned filter that is a colour
+    blob or an oriented edge puts much more in flat + ramp."""
+    k = np.asarray(kernel, np.float64)  # [kh, kw, C, K]
+    kh, kw = k.shape[:2]
+    rows, cols = np.meshgrid(np.arange(kh) - (kh - 1) / 2, np.arange(kw) - (kw - 1) / 2,
+                             indexing="ij")
+    basis = [np.ones((kh, kw))] + [b for b in (rows, cols) if np.any(b)]
+    basis = [b / np.linalg.norm(b) for b in basis]  # orthonormal: centred ramps
+    coef = [np.einsum("hw,hwck->ck", b, k) ** 2 for b in basis]  # [C, K] each
+    total = np.maximum(np.square(k).sum(axis=(0, 1, 2)), 1e-30)  # [K]
+    out = {"flat": float((coef[0].sum(0) / total).mean()),
+           "ramp": float((sum(coef[1:]).sum(0) / total).mean()),
+           "chance": {"flat": 1 / (kh * kw), "ramp": (len(basis) - 1) / (kh * kw)}}
+    if k.shape[2] == 3:
+        grey = np.square(k.mean(2)).sum(axis=(0, 1)) * 3
+        out["grey"], out["chance"]["grey"] = float((grey / total).mean()), 1 / 3
+    return out
 
 
 def penultimate_features(model, variables, images):
@@ -320,7 +351,8 @@ def inspect(config, workdir: str, *, views=VIEWS, num: int = 500, train_num: int
 
     if "filters" in views:
         path, kernel = first_conv_kernel(model, params, image_shape)
-        result["filters"] = {"layer": path, "shape": list(kernel.shape)}
+        result["filters"] = {"layer": path, "shape": list(kernel.shape),
+                             "structure": filter_structure(kernel)}
         figures["filters"] = filters_figure(kernel)
     if need_eval:
         eval_feats = batched(features, images, progress=progress, desc="eval features")
@@ -417,7 +449,11 @@ def main(argv: list[str]) -> int:
     for view, grid in figures.items():
         Image.fromarray(grid).save(os.path.join(out, f"{view}.png"))
     if "filters" in result:
-        print(f"filters: {result['filters']['layer']} {result['filters']['shape']}")
+        f = result["filters"]
+        share = "  ".join(f"{name} {100 * f['structure'][name]:.0f}% (chance "
+                          f"{100 * f['structure']['chance'][name]:.0f}%)"
+                          for name in f["structure"]["chance"])
+        print(f"filters: {f['layer']} {f['shape']}; energy shares: {share}")
     if "neighbours" in result:
         n = result["neighbours"]
         print(f"neighbours ({n['metric']}, k={n['k']}, {n['train_images']} training images): "
