@@ -20,7 +20,7 @@ from helpers import tiny_config
 
 
 def test_spurious_correlation_in_train_and_none_in_test():
-    p, n = 0.8, 400
+    p, n = 0.8, 300
     params = shapes.ShapesParams(resolution=8, spurious=p)
     for split, expected in (("train", p), ("test", 0.25)):
         ex = [shapes.render_example(params, split, i) for i in range(n)]
@@ -156,3 +156,65 @@ def test_image_keys_match_between_training_and_eval_pipelines(dro_run):
         keys |= set(np.asarray(shortcuts.image_keys(b["image"]))[b["mask"] > 0].tolist())
     assert len(keys) == 256  # every training scene has its own key
     assert set(np.asarray(shortcuts.image_keys(train_batch["image"])).tolist()) <= keys
+
+
+# ---------------------------------------------------------------------------
+# Calibration and OOD detection.
+
+
+def test_ece_is_exact_on_a_constructed_example():
+    from vision_jax import calibration
+    probs = np.array([[0.95, 0.05], [0.95, 0.05], [0.35, 0.65], [0.55, 0.45]])
+    labels = np.array([0, 1, 1, 1])
+    # bin (0.9, 1]: conf .95, acc 1/2; (0.6, 0.7]: .65 vs 1; (0.5, 0.6]: .55 vs 0
+    expected = 2 / 4 * 0.45 + 1 / 4 * 0.35 + 1 / 4 * 0.55
+    assert calibration.ece(probs, labels, bins=10) == pytest.approx(expected)
+    r = calibration.reliability(probs, labels, bins=10)
+    assert r["count"].tolist() == [0, 0, 0, 0, 0, 1, 1, 0, 0, 2]
+    assert calibration.ece(np.eye(3), np.arange(3)) == 0.0  # confident and right
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0, 3.0])
+def test_temperature_scaling_never_worsens_nll_on_its_fitting_set(scale):
+    from vision_jax import calibration
+    rng = np.random.default_rng(int(10 * scale))
+    true = rng.normal(0, 2, (2000, 5))
+    labels = np.array([rng.choice(5, p=p) for p in calibration.softmax(true)])
+    logits = true * scale  # overconfident for scale > 1, underconfident below
+    t = calibration.fit_temperature(logits, labels)
+    assert calibration.nll(logits, labels, t) <= calibration.nll(logits, labels, 1.0)
+    if scale != 1.0:  # it undoes the miscalibration
+        assert t == pytest.approx(scale, rel=0.15)
+        assert calibration.ece(calibration.softmax(logits, t), labels) < \
+            calibration.ece(calibration.softmax(logits), labels)
+
+
+def test_ood_scores_and_auroc():
+    from vision_jax import ood
+    assert ood.auroc([1, 2, 3], [0, 2]) == pytest.approx(4.5 / 6)  # one tie counts half
+    assert ood.auroc([5, 6], [1, 2]) == 1.0 and ood.auroc([1], [2]) == 0.0
+    rng = np.random.default_rng(0)
+    feats = np.concatenate([rng.normal(-3, 1, (200, 4)), rng.normal(3, 1, (200, 4))])
+    labels = np.repeat([0, 1], 200)
+    means, precision = ood.fit_gaussians(feats, labels, [0, 1])
+    x = np.array([[-3.0, -3, -3, -3], [0.0, 20, 0, 0]])
+    d = [min((xi - m) @ precision @ (xi - m) for m in means) for xi in x]
+    np.testing.assert_allclose(ood.neg_mahalanobis(x, means, precision), -np.array(d))
+    assert ood.auroc(ood.neg_mahalanobis(feats, means, precision),
+                     ood.neg_mahalanobis(rng.normal(0, 8, (200, 4)), means, precision)) > 0.9
+    logits = np.array([[2.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_allclose(ood.neg_energy(logits), np.log(np.exp(logits).sum(-1)))
+    np.testing.assert_allclose(ood.max_softmax(logits), [np.exp(2) / (np.exp(2) + 1), 0.5])
+
+
+def test_calibrate_command_on_a_real_run(dro_run, tmp_path):
+    from vision_jax import calibration
+    config, workdir, _ = dro_run
+    cal, result = calibration.calibrate(config, workdir, figures=str(tmp_path), bins=5,
+                                        num_noise=64, train_examples=256)
+    assert cal["fit_nll"]["after"] <= cal["fit_nll"]["before"]
+    assert cal["fit_examples"] == cal["report_examples"] == 32
+    assert set(result["auroc"]) == {"noise"} and result["examples"]["noise"] == 64
+    assert all(0.0 <= v <= 1.0 for v in result["auroc"]["noise"].values())
+    for name in ("calibration_reliability.png", "calibration_ood_scores.png"):
+        assert (tmp_path / name).stat().st_size > 1000

@@ -41,6 +41,7 @@ SUBCOMMANDS = {
                          "FID/KID/precision/recall of generated samples (in-house features)"),
     "probe": ("vision_jax.probe", "main", "linear and kNN probes of a run's frozen encoder"),
     "shortcuts": ("vision_jax.shortcuts", "main", "spurious backgrounds: JTT, mitigation sweep"),
+    "calibrate": ("vision_jax.calibration", "main", "ECE, temperature scaling, OOD scores of a run"),
 }
 
 

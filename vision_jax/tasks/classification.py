@@ -55,6 +55,11 @@ class Classification(Task):
         self.shortcut = shortcuts.options(config)
         self.attributes = subgroups.attribute_keys(config.data)
         self.train_keys = ("group",) if shortcuts.needs_groups(self.shortcut) else ()
+        # Open-set training (vision_jax/ood.py): these classes' examples get no
+        # loss and leave eval, so they can serve as unseen classes afterwards.
+        self.holdout = tuple(int(k) for k in (config.get("holdout_classes") or ()))
+        if any(not 0 <= k < info.num_classes for k in self.holdout):
+            raise ValueError(f"holdout_classes={self.holdout}: classes are 0..{info.num_classes - 1}")
 
     # -- data: the image pipeline, plus group attributes where they exist ----
     def train_iterator(self, *, global_batch_size, seed, process_index, process_count):
@@ -101,25 +106,34 @@ class Classification(Task):
     def _jtt_errors(self):
         return jnp.asarray(shortcuts.load_errors(self.shortcut.jtt_errors))
 
+    def _kept(self, labels):
+        """1.0 for examples of the trained classes, 0.0 for `holdout_classes`."""
+        held = jnp.zeros(labels.shape, bool)
+        for k in self.holdout:
+            held = held | (labels == k)
+        return 1.0 - held.astype(jnp.float32)
+
     def _reduce_loss(self, losses, batch, variables):
         """The batch loss under `shortcut.method`, and the new group-DRO weights."""
-        method = self.shortcut.method
+        method, keep = self.shortcut.method, self._kept(batch["label"])
         if method == "erm":
-            return losses.mean(), {}
+            return (shortcuts.weighted_mean(losses, keep) if self.holdout else losses.mean()), {}
         if method == "jtt":
             listed = shortcuts.is_listed(shortcuts.image_keys(batch["image"]), self._jtt_errors)
             weights = jnp.where(listed, self.shortcut.jtt_upweight, 1.0)
-            return shortcuts.weighted_mean(losses, weights), {}
+            return shortcuts.weighted_mean(losses, weights * keep), {}
         ids = shortcuts.group_ids(batch, self.info.num_classes)
         if method == "reweight":
-            return shortcuts.weighted_mean(losses, self._group_weights[ids]), {}
+            return shortcuts.weighted_mean(losses, self._group_weights[ids] * keep), {}
+        num = shortcuts.num_groups(self.info.num_classes)
         group_losses, present = shortcuts.group_mean_losses(
-            losses, ids, shortcuts.num_groups(self.info.num_classes))
+            losses, jnp.where(keep > 0, ids, num), num)  # held-out examples join no group
         q = shortcuts.dro_step(variables["group_dro"]["q"], group_losses, present,
                                self.shortcut.dro_step_size)
         return (q * group_losses).sum(), {"group_dro": {"q": q}}
 
-    def _model_variables(self, variables):
+    def model_variables(self, variables):
+        """The model's own collections: `variables` less the group-DRO weights."""
         return {k: v for k, v in variables.items() if k != "group_dro"}
 
     def _adversarial(self, params, variables, images, labels, rng, steps: int):
@@ -143,7 +157,7 @@ class Classification(Task):
             attack_rng, rng = jax.random.split(rng)
             images = self._adversarial(params, variables, images, batch["label"],
                                        attack_rng, self.adversarial.steps)
-        model_variables = self._model_variables(variables)
+        model_variables = self.model_variables(variables)
         logits, new_variables = self.model.apply(
             {"params": params, **model_variables}, images, train=True,
             rngs={"dropout": rng}, mutable=list(model_variables.keys()))
@@ -155,14 +169,14 @@ class Classification(Task):
         return loss, {"accuracy": correct}, {**dict(new_variables), **updated}
 
     def predict(self, params, variables, images):
-        return self.model.apply({"params": params, **self._model_variables(variables)}, images,
+        return self.model.apply({"params": params, **self.model_variables(variables)}, images,
                                 train=False)
 
     def eval_step(self, params, variables, batch, rng):
         logits = self.predict(params, variables, batch["image"])
         losses = example_losses(logits, {"label": batch["label"]}, loss=self.config.loss,
                                 num_classes=self.info.num_classes)
-        mask = batch["mask"]
+        mask = batch["mask"] * self._kept(batch["label"]) if self.holdout else batch["mask"]
         correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
         sums = {"loss_sum": (losses * mask).sum(), "accuracy_sum": (correct * mask).sum(),
                 "count": mask.sum()}
@@ -173,7 +187,8 @@ class Classification(Task):
             robust = jnp.argmax(self.predict(params, variables, images), -1) == batch["label"]
             sums["robust_accuracy_sum"] = (robust.astype(jnp.float32) * mask).sum()
         if self.attributes and all(k in batch for k in self.attributes):
-            sums.update(subgroups.eval_sums(correct, batch, self._attribute_names))
+            sums.update(subgroups.eval_sums(correct, {**batch, "mask": mask},
+                                            self._attribute_names))
         return sums
 
     @property
