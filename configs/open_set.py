@@ -15,23 +15,21 @@ minutes. The eval accuracy in the summary is over the six trained classes.
 Results: docs/OPEN_PROBLEMS.md.
 """
 
-from vision_jax.config import base_config, parse_arg, shrink_for_local
+import os
+
+from vision_jax.config import load_config, parse_arg
 
 
 def get_config(arg=None):
     a = parse_arg(arg, holdout="6-7", runlocal=False)
-    c = base_config()
-    c.data.name = "shapes"
-    c.model = dict(name="cnn", channels=(32, 64, 128), convs_per_stage=1, norm="none",
-                   activation="relu", dropout=0.0)
+    # configs/default.py's data, model, optimiser and runlocal switch.
+    c = load_config(os.path.join(os.path.dirname(os.path.abspath(__file__)), "default.py")
+                    + (":runlocal" if a.runlocal else ""))
+    c.unlock()
     c.holdout_classes = tuple(int(k) for k in a.holdout.split("-") if k)
-    c.batch_size = 64
-    c.total_steps = 800
-    c.optimizer.name = "adamw"
-    c.optimizer.learning_rate = 3e-3
-    c.optimizer.weight_decay = 1e-4
-    c.schedule.warmup_steps = 100
-    c.log_every_steps = 50
-    c.eval_every_steps = 0
-    c.checkpoint.every_steps = 800
-    return shrink_for_local(c) if a.runlocal else c
+    if not a.runlocal:
+        c.total_steps, c.total_examples = 800, -1
+        c.schedule.warmup_steps = 100
+        c.eval_every_steps = 0
+        c.checkpoint.every_steps = 800
+    return c
