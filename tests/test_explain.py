@@ -17,6 +17,7 @@ from vision_jax import explain
 from vision_jax import inspect_features as insp
 from vision_jax.models.cnn import CNN
 from vision_jax.models.layers import guided_relu
+from vision_jax.models.vit import ViT
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +169,13 @@ def test_filter_structure_on_constructed_kernels():
     s = insp.filter_structure(np.random.default_rng(0).normal(size=(3, 3, 3, 4000)))
     for name in ("flat", "ramp", "grey"):
         assert s[name] == pytest.approx(s["chance"][name], rel=0.05), name
+    # A ViT's first-layer filters are its patch embedding (traced, not compiled).
+    vit = ViT(num_classes=3, variant="Ti/4", width=16, depth=1, num_heads=2, mlp_dim=32)
+    params = jax.eval_shape(lambda: nn.unbox(vit.init(jax.random.key(0), jnp.zeros(
+        (1, 8, 8, 3)), train=False))["params"])
+    layer, kernel = insp.first_conv_kernel(vit, jax.tree.map(
+        lambda a: np.zeros(a.shape, a.dtype), params), (8, 8, 3))
+    assert (layer, kernel.shape) == ("embedding", (4, 4, 3, 16))
 
 
 def test_receptive_field_is_where_the_gradient_reaches():
@@ -191,7 +199,7 @@ def test_receptive_field_is_where_the_gradient_reaches():
         reach = np.asarray(jnp.abs(grad).sum(-1)[0]) > 0
         window = insp.crop(np.ones((32, 32, 1)), (jump * u + offset, jump * v + offset), size)
         expected = np.zeros((32, 32), bool)
-        top, left = (int(round(jump * p + offset - (size - 1) / 2)) for p in (u, v))
+        top, left = (int(jump * p + offset - (size - 1) / 2) for p in (u, v))  # integers
         expected[max(top, 0):top + size, max(left, 0):left + size] = True
         assert window.sum() == expected.sum(), layer
         np.testing.assert_array_equal(reach, expected, err_msg=layer)

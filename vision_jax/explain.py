@@ -186,7 +186,7 @@ def occlusion(prob_fn, images, labels, *, size: int, stride: int, baseline: floa
     (`label_probability`). One batch of B occluded images per square position,
     in a `lax.map`, so memory stays that of one forward pass.
     """
-    b, h, w = images.shape[:3]
+    h, w = images.shape[1:3]
     corners = jnp.array([(r, c) for r in occlusion_starts(h, size, stride)
                          for c in occlusion_starts(w, size, stride)], jnp.int32)
     rows, cols = jnp.arange(h)[:, None], jnp.arange(w)[None, :]

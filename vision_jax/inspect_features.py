@@ -29,10 +29,11 @@ sensitivity, the fifth, is a method of `vision-jax explain`):
               2x2 max or average pooling) is computed by `receptive_field`
 
 Features are read the way the rest of the codebase reads them: penultimate
-features by intercepting the `head` layer's input (as the attributes task
-does), activations from the values the CNN sows into 'intermediates' (as
-Grad-CAM reads them in vision_jax/explain.py). Nearest neighbours use the
-chunked exact search of vision_jax/knn.py; cosine is L2 on unit vectors.
+features by intercepting the `head` layer's input
+(`tasks.ssl.apply_with_features`), activations from the values the CNN sows
+into 'intermediates' (as Grad-CAM reads them in vision_jax/explain.py).
+Nearest neighbours use the chunked exact search of vision_jax/knn.py; cosine
+is L2 on unit vectors.
 
 The command restores a classification run's newest checkpoint (its EMA
 parameters when it evaluates with them) and writes, under --out, one PNG per
@@ -46,6 +47,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import re
 import sys
@@ -118,21 +120,13 @@ def filter_structure(kernel) -> dict:
 
 
 def penultimate_features(model, variables, images):
-    """[B, D] float32: the input of the model's top-level `head` layer in eval mode."""
-    captured = []
-
-    def grab(next_fun, args, kwargs, context):
-        if context.method_name == "__call__" and context.module.scope is not None \
-                and context.module.scope.path == ("head",):
-            captured.append(args[0])
-        return next_fun(*args, **kwargs)
-
-    with nn.intercept_methods(grab):
-        model.apply(variables, images, train=False)
-    if len(captured) != 1:
-        raise config_lib.ConfigError(f"{type(model).__name__} has no top-level layer named "
-                                     "'head': no penultimate features to read")
-    return captured[0].reshape(len(images), -1).astype(jnp.float32)
+    """[B, D] float32: the input of the model's top-level `head` layer in eval mode
+    (read by the SSL tasks' `apply_with_features`)."""
+    from vision_jax.tasks.ssl import apply_with_features
+    try:
+        return apply_with_features(model, variables, images, train=False)[1]
+    except ValueError as e:
+        raise config_lib.ConfigError(str(e)) from e
 
 
 def sown_activation(model, variables, images, layer: str):
@@ -236,7 +230,7 @@ def crop(image, centre: tuple[float, float], size: int, fill: float = 0.0) -> np
     """The size x size window of `image` [H, W, C] whose centre is `centre` (row,
     column; half-integer for even sizes), `fill` outside the image."""
     h, w = image.shape[:2]
-    top, left = (int(round(c - (size - 1) / 2)) for c in centre)
+    top, left = (math.floor(c - (size - 1) / 2 + 0.5) for c in centre)
     out = np.full((size, size, image.shape[2]), fill, image.dtype)
     r0, c0, r1, c1 = max(top, 0), max(left, 0), min(top + size, h), min(left + size, w)
     if r0 < r1 and c0 < c1:
