@@ -227,8 +227,8 @@ def main(argv: list[str]) -> int:
                    help="kNN vote temperature (default 0.07)")
     p.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the linear probe")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--out", help="output JSON (default WORKDIR/probe.json, or "
-                                 "probe_random_init.json with --random-init)")
+    p.add_argument("--out", help=("output JSON (default WORKDIR/probe.json, or "
+                                  "probe_random_init.json with --random-init)"))
     args = p.parse_args(argv)
     if args.k < 1 or args.temperature <= 0 or args.c <= 0 or args.batch_size < 1 \
             or args.train_examples < 0 or args.test_examples < 0:
