@@ -11,12 +11,12 @@ towards one style image (task `style_transfer`, vision_jax/tasks/style.py).
 Arguments: style (a name from synthesis.PHOTOS or TEXTURES, or an image
 file; default coffee), style_size (default 128: the size the comparison with
 Gatys et al. runs at, so the textures have the same scale in pixels), steps
-(default 400), backbone (a classification run directory; default: the
+(default 1200), backbone (a classification run directory; default: the
 in-house backbone), runlocal (a 20-step smoke run).
 
 The paper's recipe: 256x256 COCO crops, batch 4, 40,000 Adam steps at
 1e-3, network widths 32/64/128 with 5 residual blocks. Here: 32x32 shapes
-scenes, batch 16, Adam at 1e-3, widths 16/32/64 with 3 residual blocks, and the
+scenes, batch 8, Adam at 1e-3, widths 16/32/64 with 3 residual blocks, and the
 loss weights of `vision-jax synthesize --what style` (content 1, style 10,
 TV 0.1, on relative errors) so the two methods optimise the same objective.
 
@@ -27,7 +27,7 @@ from vision_jax.config import base_config, parse_arg, shrink_for_local
 
 
 def get_config(arg=None):
-    a = parse_arg(arg, style="coffee", style_size=128, steps=400, backbone="", runlocal=False)
+    a = parse_arg(arg, style="coffee", style_size=128, steps=1200, backbone="", runlocal=False)
     c = base_config()
     c.task = "style_transfer"
     c.data.name = "shapes"  # the cached 32x32 default scenes
@@ -36,7 +36,7 @@ def get_config(arg=None):
     c.style = dict(image=a.style, size=a.style_size, backbone=a.backbone,
                    content_layer="", style_layers="", content_weight=1.0,
                    style_weight=10.0, tv_weight=0.1, eval_examples=256)
-    c.batch_size = 16
+    c.batch_size = 8
     c.total_steps = a.steps
     c.optimizer.name = "adam"
     c.optimizer.learning_rate = 1e-3

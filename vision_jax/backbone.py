@@ -3,7 +3,7 @@
 `vision-jax synthesize` (class images, inversion, DeepDream, style transfer)
 and the Johnson style task need a trained feature network. When no `--workdir`
 is given they use a small VGG-style CNN (configs/backbone.py: three stages of
-two 3x3 convolutions with ReLU, 32/64/128 channels, max pooling, global
+two 3x3 convolutions with ReLU, 16/32/64 channels, max pooling, global
 average pooling and a linear head) trained on `shapes` through the one
 trainer (`train.train`), on first use, and kept under
 
@@ -132,7 +132,8 @@ def default_workdir(*, name: str = NAME, root: str | None = None, config=None,
     # The trainer's messages go to stderr so a command's JSON on stdout stays clean.
     with contextlib.redirect_stdout(sys.stderr):
         print(f"[vision_jax] training the default backbone {name} in {partial} (once; "
-              f"later calls reuse {final}); about 10 min on 2 CPU cores", flush=True)
+              f"later calls reuse {final}); 20 min on 2 busy CPU cores, less on idle ones",
+              flush=True)
         summary = train.train(cfg, partial)
     record = _record(cfg, {**summary, "workdir": final}, time.perf_counter() - t0)
     with open(os.path.join(partial, MARKER), "w") as f:

@@ -1,6 +1,6 @@
 """`vision-jax attack`: how easily a trained classifier is fooled.
 
-    vision-jax attack --workdir=DIR [--eps 0,1,2,4,8,16] [--norm linf|l2]
+    vision-jax attack [--workdir=DIR] [--eps 0,1,2,4,8,16] [--norm linf|l2]
                       [--methods fgsm,pgd] [--steps 10] [--num 1000] [--fooling]
                       [--patch-sizes 4,8,12 --patch-target 0 --patch-steps 300]
                       [--out DIR/attacks]
@@ -197,7 +197,8 @@ def adversarial_patches(config, workdir: str, *, sizes: list[int], target: int =
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="vision-jax attack", description=__doc__.split("\n")[0])
-    parser.add_argument("--workdir", required=True, help="a classification run's directory")
+    parser.add_argument("--workdir", help="a classification run's directory (default: the "
+                                          "in-house backbone, vision_jax/backbone.py)")
     parser.add_argument("--eps", default="0,1,2,4,8,16",
                         help="comma-separated budgets in 1/255 of the pixel range")
     parser.add_argument("--norm", default="linf", choices=attacks.NORMS)
@@ -235,8 +236,10 @@ def main(argv: list[str]) -> int:
     except ValueError:
         parser.error(f"--patch-sizes={args.patch_sizes!r}: expected comma-separated integers")
     from vision_jax.sample import load_run_config, to_uint8, image_grid
-    out = args.out or os.path.join(args.workdir, "attacks")
+    from vision_jax import backbone
+    out = args.out or (os.path.join(args.workdir, "attacks") if args.workdir else "attacks")
     try:
+        args.workdir = backbone.resolve_workdir(args.workdir)
         config = load_run_config(args.workdir)
         result = robustness_curve(config, args.workdir, eps=eps, norm=args.norm,
                                   methods=methods, steps=args.steps, num=args.num)

@@ -1,8 +1,16 @@
 """Images optimised by gradient: what a trained classifier's features ask for.
 
-    vision-jax synthesize --workdir=DIR --what class|invert|dream|style
+    vision-jax synthesize [--workdir=DIR] --what class|invert|dream|style|johnson
                           [--steps N] [--lr LR] [--num 4] [--size PX] [--layer NAME]
-                          [--styles stripes,checker,blobs] [--seed 0] [--out DIR/synthesis]
+                          [--content astronaut|chelsea|coffee|FILE]
+                          [--styles stripes,checker,blobs,astronaut,chelsea,coffee,FILE]
+                          [--seed 0] [--out DIR/synthesis]
+
+Without --workdir the network is the in-house default backbone
+(vision_jax/backbone.py: a small VGG-style CNN trained on `shapes` on first
+use, minutes, then cached). Demo images: scikit-image's bundled photographs
+(astronaut, chelsea, coffee; shipped in its wheel, never downloaded), the
+procedural textures, or any image file. Docs: docs/SYNTHESIS.md.
 
 The methods (images NHWC in [-1, 1], the model's input range):
 
@@ -27,7 +35,13 @@ The methods (images NHWC in [-1, 1], the model's input range):
           G the Gram matrix of a layer's features (`gram`). The relative
           errors (instead of Gatys's raw sums) keep the weights independent of
           the layers' widths. L-BFGS (optax.lbfgs with its zoom line search)
-          or Adam, unconstrained; the image is clipped to [-1, 1] at the end
+          and Adam, unconstrained; the image is clipped to [-1, 1] at the end.
+          Adam gets as many steps as L-BFGS evaluated the objective and its
+          gradient, so both cost the same number of evaluations
+  johnson Johnson et al. 2016: a `style_transfer` run's transformation
+          network (vision_jax/tasks/style.py) applied in one pass to the
+          content image, beside Gatys et al. (both optimisers) on the same
+          objective: same frozen features, layers, weights and style image
 
 Layers are named by their module path in the flax `intermediates` collection
 (`layer_features`): the CNN's activations are `conv{stage}_{i}_act` (sown by
@@ -40,7 +54,8 @@ progress bar, and at XLA's lowest optimisation level (the tests') a rolled
 slower than the same steps dispatched one by one.
 
 The command restores a classification run's newest checkpoint (its EMA
-parameters when it evaluates with them) and writes, under --out:
+parameters when it evaluates with them) and writes, under --out (default
+WORKDIR/synthesis, or ./synthesis on the default backbone):
 
   class.png  class.json     one image per class; each target's logit and
                             probability before and after, and the arg max
@@ -49,9 +64,11 @@ parameters when it evaluates with them) and writes, under --out:
                             the mean PSNR per layer, in depth order
   dream.png  dream.json     the eval images (resized to --size) and their
                             dreams; the layer's activation norm before/after
-  style.png  style.json     rows = (content, style, L-BFGS, Adam) per procedural
-                            style texture; per optimiser the losses before/after,
-                            function evaluations and wall time
+  style.png  style.json     rows = (content, style, L-BFGS, Adam) per style image;
+                            per optimiser the losses before/after, evaluations
+                            of the objective and its gradient, and wall time
+  johnson.png johnson.json  (content, style, Johnson, L-BFGS, Adam); the losses
+                            of each, the one-pass and training wall times
 """
 
 from __future__ import annotations
@@ -284,7 +301,8 @@ def style_transfer(features_fn, content, style, *, content_layer: str, style_lay
     """(image [B, H, W, C] in [-1, 1], losses): Gatys et al. style transfer from the
     content image. `losses` holds lists over steps + 1 iterates (the start first) of
     "total", "content", "style", "tv", and "evaluations": the objective's
-    evaluations so far (L-BFGS's line search evaluates it more than once a step)."""
+    evaluations so far (L-BFGS's line search evaluates it more than once a step), and
+    "seconds": wall time since the start (the first step's includes compiling it)."""
     loss_fn = style_losses(features_fn, content, style, content_layer=content_layer,
                            style_layers=style_layers, weights=weights)
     value_fn = lambda x: loss_fn(x)[0]
@@ -316,17 +334,24 @@ def style_transfer(features_fn, content, style, *, content_layer: str, style_lay
         raise ValueError(f"optimizer={optimizer!r}: choose 'lbfgs' or 'adam'")
 
     losses_of = jax.jit(loss_fn)
-    history = {k: [] for k in ("total", "content", "style", "tv", "evaluations")}
+    history = {k: [] for k in ("total", "content", "style", "tv", "evaluations", "seconds")}
+    t0 = time.perf_counter()
 
     def record(x, count):
         total, parts = losses_of(x)
         for k, v in {"total": total, **parts}.items():
             history[k].append(float(v))
         history["evaluations"].append(count)
+        history["seconds"].append(time.perf_counter() - t0)
 
     def after(carry):
-        # Adam: one gradient a step; L-BFGS: one plus its line-search trials.
-        count = history["evaluations"][-1] + 1 + (evaluations(carry[1]) if evaluations else 0)
+        # Adam: one gradient a step. L-BFGS: its line search's trials, each a value
+        # and a gradient; the step's own value and gradient are the last trial's,
+        # kept in the state (optax.value_and_grad_from_state), except at the first
+        # step, which evaluates the start. Checked against a counting callback.
+        first = len(history["evaluations"]) == 1
+        count = history["evaluations"][-1] + (
+            evaluations(carry[1]) + first if evaluations else 1)
         record(carry[0], count)
 
     x = jnp.asarray(content)
@@ -514,7 +539,7 @@ def synthesize(config, workdir: str, what: str, *, steps: int | None = None,
                          disable=not progress):
             style = jnp.asarray(load_image(name, size, channels))
             results, images_ = gatys(features_fn, image, style, content_layer=content_layer,
-                                     style_layers=layers, **opts)
+                                     style_layers=layers, progress=progress, **opts)
             out["styles"][name] = results
             rows.append([np.asarray(image[0]), np.asarray(style[0]), *images_])
     else:
@@ -524,19 +549,29 @@ def synthesize(config, workdir: str, what: str, *, steps: int | None = None,
 
 
 def gatys(features_fn, content, style, *, content_layer: str, style_layers,
-          weights=(1.0, 10.0, 0.1), optimizers=("lbfgs", "adam"), **opts):
+          weights=(1.0, 10.0, 0.1), optimizers=("lbfgs", "adam"), steps: int = 50, **opts):
     """({optimizer: losses at the start and the end, evaluations, seconds},
-    [result [H, W, C] per optimizer]) of `style_transfer` with each optimizer."""
+    [result [H, W, C] per optimizer]) of `style_transfer` with each optimizer.
+
+    A fair comparison: L-BFGS runs `steps` iterations, and Adam (after it) as many
+    steps as L-BFGS evaluated the objective and its gradient (its line search
+    evaluates several times some steps), so both get the same number of
+    evaluations, the unit of cost."""
     results, images = {}, []
     for optimizer in optimizers:
+        n = results["lbfgs"]["evaluations"] if optimizer == "adam" and "lbfgs" in results \
+            else steps
         t0 = time.time()
         x, h = style_transfer(features_fn, content, style, content_layer=content_layer,
                               style_layers=style_layers, weights=weights, optimizer=optimizer,
-                              **opts)
+                              steps=n, **opts)
         results[optimizer] = {
             **{f"{k}_start": h[k][0] for k in ("total", "content", "style", "tv")},
             **{k: h[k][-1] for k in ("total", "content", "style", "tv")},
-            "evaluations": h["evaluations"][-1], "seconds": round(time.time() - t0, 2)}
+            "evaluations": h["evaluations"][-1], "seconds": round(time.time() - t0, 2),
+            # Past the first step (whose time is mostly compiling): the running cost.
+            "seconds_per_evaluation": round((h["seconds"][-1] - h["seconds"][1]) / max(
+                1, h["evaluations"][-1] - h["evaluations"][1]), 4)}
         images.append(np.asarray(x[0]))
     return results, images
 
@@ -546,7 +581,7 @@ def johnson(config, workdir: str, *, steps: int | None = None, lr: float | None 
             progress: bool = True) -> tuple[dict, np.ndarray]:
     """A Johnson et al. transformation network (a `style_transfer` run) applied in one
     pass to one content image, beside Gatys et al.'s optimisation (L-BFGS and Adam,
-    `steps` each) of the same objective: the same frozen features, layers, weights
+    `steps` each; none for steps=0) of the same objective: the same frozen features, layers, weights
     and style image. Losses of every result, wall times, the run's training time."""
     from vision_jax import train
     from vision_jax.explain import eval_examples
@@ -590,8 +625,8 @@ def johnson(config, workdir: str, *, steps: int | None = None, lr: float | None 
                        "train_steps": summary.get("steps")}}
     start = time.time()
     opts = {k: v for k, v in (("steps", steps), ("lr", lr)) if v is not None}
-    out["gatys"], images = gatys(f.features_fn, image, jnp.asarray(f.style), progress=progress,
-                                 **common, **opts)
+    out["gatys"], images = ({}, []) if steps == 0 else gatys(
+        f.features_fn, image, jnp.asarray(f.style), progress=progress, **common, **opts)
     out["seconds"] = round(time.time() - start + first + one_pass, 2)
     style_shown = np.asarray(_resize(jnp.asarray(f.style), size)[0])
     return out, _grid([[np.asarray(image[0]), style_shown, np.asarray(y[0]), *images]])
@@ -609,7 +644,8 @@ def main(argv: list[str]) -> int:
                              "backbone, trained on first use); for johnson a "
                              "style_transfer run's")
     parser.add_argument("--what", required=True, choices=(*WHAT, "johnson"))
-    parser.add_argument("--steps", type=int, help="optimisation steps (per octave for dream)")
+    parser.add_argument("--steps", type=int, help="optimisation steps (per octave for dream; "
+                                                  "johnson: Gatys's, 0 for none)")
     parser.add_argument("--lr", type=float, help="step size (Adam's; dream's per-pixel step)")
     parser.add_argument("--num", type=int, default=4, help="eval images (invert, dream)")
     parser.add_argument("--size", type=int, help="resize images to this side (dream, style, "
@@ -625,8 +661,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", help="output directory (default WORKDIR/synthesis, or "
                                       "./synthesis on the default backbone)")
     args = parser.parse_args(argv)
-    if args.num <= 0 or (args.steps is not None and args.steps <= 0):
-        parser.error("--num and --steps must be positive")
+    if args.num <= 0 or (args.steps is not None and args.steps < (args.what != "johnson")):
+        parser.error("--num and --steps must be positive (johnson: --steps 0 skips Gatys)")
     styles = [t.strip() for t in args.styles.split(",") if t.strip()]
     bad = [t for t in styles if not _image_spec(t)]
     if not styles or bad:
