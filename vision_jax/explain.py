@@ -43,6 +43,10 @@ guided backprop and Grad-CAM, of the model and its variables), the images
                  cascading from the top layer). A map that explains the model
                  must change when its weights do: low correlation passes
 
+What the network has learned beyond these maps (first-layer filters,
+feature-space neighbours, t-SNE, maximally activating patches) is
+`vision-jax inspect` (vision_jax/inspect_features.py).
+
 The command restores a classification run's newest checkpoint (its EMA
 parameters when it evaluates with them), computes the maps on the first
 `--num` eval examples and writes, under --out:
