@@ -1,17 +1,16 @@
 """Semantic segmentation: the metrics on a hand-computed example, masks that
 follow their images through augmentation, and the task through the real
-trainer on the 8-device mesh for both models."""
+trainer on the 8-device mesh (the U-Net end to end, FCN one sharded step)."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import tiny_config
+from helpers import DATA_AND_FSDP, check_one_train_step, one_train_step, tiny_config
 
 from vision_jax import sharding
 from vision_jax.data import augment, pipeline, shapes
@@ -179,10 +178,19 @@ def test_pipeline_flips_mask_with_image(data_dir):
     assert 0 < flips < len(batch["image"])
 
 
-def test_train_and_eval_both_models(data_dir, tmp_path, monkeypatch):
-    """Two real steps and the eval of each model through the trainer on 8
-    devices; the eval's confusion matrix counts every real test pixel once
-    (40 scenes, padded to 48), and `vision-jax segment` draws its figure."""
+def test_fcn_one_step_on_a_data_and_fsdp_mesh(data_dir):
+    """FCN-8s (ResNet-18 backbone at width 4): one step of the trainer's jitted
+    train step on a 2 x 4 data/FSDP mesh moves every parameter, the zero-
+    initialised skip classifiers included."""
+    c = _config(data_dir, "fcn", "model.width=4", "schedule.warmup_steps=0")
+    check_one_train_step(*one_train_step(c, DATA_AND_FSDP, num_classes=8,
+                                         image_shape=(16, 16, 3)))
+
+
+def test_unet_trains_and_evaluates_through_the_trainer(data_dir, tmp_path, monkeypatch):
+    """The U-Net through the real trainer on 8 devices: two steps on the Grain
+    pipeline, then the eval, whose confusion matrix counts every real test pixel
+    exactly once (40 scenes, padded to 48); `vision-jax segment` draws its figure."""
     from vision_jax import train
 
     totals = {}
@@ -193,20 +201,15 @@ def test_train_and_eval_both_models(data_dir, tmp_path, monkeypatch):
         return reduce(self, t)
 
     monkeypatch.setattr(segmentation.Segmentation, "eval_reduce", keep)
-    for model, options in (("fcn", ["model.width=4"]), ("unet", ["model.width=4",
-                                                                 "model.levels=2"])):
-        workdir = str(tmp_path / model)
-        c = _config(data_dir, model, *options)
-        summary = train.train(c, workdir)
-        assert jax.device_count() == 8 and summary["steps"] == 2
-        assert np.isfinite(summary["train_loss"])
-        conf = segmentation.confusion_from_totals(totals, 9)
-        assert conf.sum() == 40 * 16 * 16 and totals["count"] == 40
-        assert summary["eval_pixel_accuracy"] == np.trace(conf) / conf.sum()
-        assert summary["eval_miou"] == pytest.approx(
-            segmentation.segmentation_metrics(conf, ("background", *shapes.SHAPES))["miou"])
-    # The figure command on the last run.
+    workdir = str(tmp_path / "unet")
+    summary = train.train(_config(data_dir, "unet", "model.width=4", "model.levels=2"), workdir)
+    assert jax.device_count() == 8 and summary["steps"] == 2
+    assert np.isfinite(summary["train_loss"])
+    conf = segmentation.confusion_from_totals(totals, 9)
+    assert conf.sum() == 40 * 16 * 16 and totals["count"] == 40
+    assert summary["eval_pixel_accuracy"] == np.trace(conf) / conf.sum()
+    assert summary["eval_miou"] == pytest.approx(
+        segmentation.segmentation_metrics(conf, ("background", *shapes.SHAPES))["miou"])
     out = str(tmp_path / "seg.png")
     assert segmentation.main(["--workdir", workdir, "--num", "3", "--out", out]) == 0
     assert os.path.getsize(out) > 1000
-    assert json.load(open(os.path.join(workdir, "config.json")))["task"] == "segmentation"
