@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vision_jax import config as config_lib, data, train
+from vision_jax.data import captions
 from vision_jax.tasks import diffusion, flow
 
 from helpers import DATA_AND_FSDP, check_one_train_step, config_path, one_train_step
@@ -57,13 +58,6 @@ def test_diffusion_step_on_data_and_fsdp_mesh(diffusion_step):
     check_step(before, after, metrics, shardings, task)
     # The loss of eps prediction starts near the variance of eps (1).
     assert 0.3 < metrics["loss"] < 5.0
-
-
-def test_flow_step_on_data_and_fsdp_mesh():
-    c = tiny("flow.py")
-    before, after, metrics, shardings = one_train_step(c, DATA_AND_FSDP, num_classes=8,
-                                                       image_shape=(16, 16, 3))
-    check_step(before, after, metrics, shardings, train.setup(c, info=INFO).task)
 
 
 @pytest.mark.parametrize("schedule", diffusion.SCHEDULES)
@@ -280,3 +274,35 @@ def test_reflow_batches_carry_their_coupling(tmp_path):
     per, _ = task.per_example_loss({}, {}, jbatch, jax.random.key(0), train=False)
     np.testing.assert_allclose(
         per, np.mean((batch["image"] - batch["noise"]) ** 2, axis=(1, 2, 3)), rtol=1e-5)
+
+
+def test_flow_step_with_captions_and_caption_guidance():
+    """Flow matching's one real step on the mesh, conditioned on captions
+    (configs/text_to_image.py; the class-conditional path is the diffusion step's): every
+    parameter moves, the text encoder's and the null caption's included (p_uncond 0.5
+    drops some captions), and guidance mixes the caption and null-caption outputs."""
+    c = config_lib.load_config(config_path("text_to_image.py:variant=T"))
+    config_lib.apply_overrides(c, ["batch_size=16", "flow.p_uncond=0.5",
+                                   "schedule.warmup_steps=0"])
+    before, after, metrics, shardings = one_train_step(c, DATA_AND_FSDP, num_classes=8,
+                                                       image_shape=(16, 16, 3))
+    check_one_train_step(before, after, metrics, shardings)
+    assert 0 < metrics["uncond_fraction"] < 1
+    assert "class_embed" not in after.params and "caption_embed" in after.params
+
+    task = train.setup(c, info=INFO).task
+    params, variables = jax.device_get(after.params), jax.device_get(after.model_state)
+    x = jax.random.normal(jax.random.key(4), (2, 16, 16, 3))
+    t = jnp.array([0.1, 0.9])
+    tokens = jnp.asarray(captions.encode_batch(["a red circle", "a blue star left of a green square"]))
+    cond = np.asarray(task.apply(params, variables, x, t, tokens))
+    uncond = np.asarray(task.apply(params, variables, x, t, task.null_labels(tokens)))
+    assert np.abs(cond - uncond).max() > 1e-5
+    np.testing.assert_array_equal(np.asarray(task.guided(params, variables, x, t, tokens, 0.0)),
+                                  cond)
+    np.testing.assert_allclose(np.asarray(task.guided(params, variables, x, t, tokens, 2.0)),
+                               3 * cond - 2 * uncond, atol=1e-5)
+    # Dropping replaces whole captions by padding, nothing else.
+    dropped, drop = task.train_labels(tokens, jax.random.key(0))
+    for row, d in zip(np.asarray(dropped), np.asarray(drop)):
+        assert (row == 0).all() if d else (row != 0).any()

@@ -8,7 +8,10 @@ checkpoint onto the mesh, and draws `num` samples with the task's `sample`,
 jitted and sharded over the batch axis like training. The EMA parameters are
 used when the run keeps them (`config.ema.evaluate`). Class-conditional tasks
 draw the classes in turn (0, 1, ..., 0, 1, ...), so a grid with one column per
-class has one class per column. Writes, under `--out` (default DIR/samples):
+class has one class per column. Text-to-image runs draw from `--captions`
+in turn (default: one caption per shape class, "a red circle", "a orange
+square", ...); their labels are the shape class each caption names first.
+Writes, under `--out` (default DIR/samples):
 
   samples_<step>.png   a grid of the samples (columns = classes when conditional)
   samples_<step>.npz   ADM's layout (arr_0: uint8 [N, H, W, C], arr_1: labels),
@@ -55,8 +58,17 @@ def image_grid(images: np.ndarray, columns: int, scale: int = 4, pad: int = 1) -
     return grid[..., 0] if c == 1 else grid
 
 
-def draw(config, workdir: str, *, num: int, seed: int = 0, **options):
-    """(step, images in [-1, 1] as numpy [num, H, W, C], labels [num]) from the run's newest checkpoint."""
+def default_captions() -> list[str]:
+    """One prompt per shape class, each in another colour."""
+    from vision_jax.data import captions
+    return [f"a {captions.COLOR_NAMES[i % len(captions.COLOR_NAMES)]} {shape}"
+            for i, shape in enumerate(captions.SHAPES)]
+
+
+def draw(config, workdir: str, *, num: int, seed: int = 0, captions: list[str] | None = None,
+         **options):
+    """(step, images in [-1, 1] as numpy [num, H, W, C], labels [num]) from the run's
+    newest checkpoint. A text-to-image run is conditioned on `captions` in turn."""
     from vision_jax import train
     mesh = sharding.make_mesh(dict(config.mesh))
     rules = sharding.rules_from_config(config.logical_rules)
@@ -70,6 +82,15 @@ def draw(config, workdir: str, *, num: int, seed: int = 0, **options):
     padded = -(-num // per) * per
     classes = getattr(task, "num_classes", 0)
     labels = (np.arange(padded) % classes if classes else np.zeros(padded)).astype(np.int32)
+    condition = labels
+    if getattr(task, "captioned", False):
+        from vision_jax.data import captions as captions_lib
+        texts = captions or default_captions()
+        condition = captions_lib.encode_batch([texts[i % len(texts)] for i in range(padded)])
+        labels = np.asarray([captions_lib.main_object(t)[0] for t in condition], np.int32)
+    elif captions:
+        raise config_lib.ConfigError(f"--captions needs a text-to-image run; task "
+                                     f"{config.task!r} is not conditioned on captions")
     batch_spec = sharding.batch_sharding(mesh, rules)
     params = state.ema if (config.ema.decay and config.ema.evaluate and state.ema) \
         else state.params
@@ -82,7 +103,7 @@ def draw(config, workdir: str, *, num: int, seed: int = 0, **options):
         return task.sample(params, variables, rng, num=padded, labels=labels, **options)
 
     images = sample(params, state.model_state, jax.random.key(seed),
-                    jax.device_put(labels, batch_spec))
+                    jax.device_put(condition, batch_spec))
     return step, np.asarray(jax.device_get(images))[:num], labels[:num]
 
 
@@ -100,6 +121,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--steps", type=int, help="sampling steps (diffusion, flows)")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance weight")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--captions", nargs="+", metavar="TEXT",
+                        help="prompts of a text-to-image run, used in turn")
     parser.add_argument("--out", help="output directory (default WORKDIR/samples)")
     parser.add_argument("--metrics", action="store_true",
                         help="then evaluate the samples (vision-jax evaluate-samples on all "
@@ -112,9 +135,9 @@ def main(argv: list[str]) -> int:
     try:
         config = load_run_config(args.workdir)
         step, images, labels = draw(config, args.workdir, num=args.num, seed=args.seed,
-                                    **options)
+                                    captions=args.captions, **options)
     except (config_lib.ConfigError, ckpt_lib.CheckpointError, data.DatasetNotFoundError,
-            TypeError) as e:
+            TypeError, ValueError) as e:
         print(f"vision-jax sample: error: {e}", file=sys.stderr)
         return 2
     out = args.out or os.path.join(args.workdir, "samples")

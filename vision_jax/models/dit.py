@@ -58,6 +58,7 @@ import jax.numpy as jnp
 from vision_jax.models import vit
 from vision_jax.models.layers import (boxed, check_choice, check_positive, check_rate,
                                       patchify, unpatchify)
+from vision_jax.models.text import CaptionEmbed
 from vision_jax.models.unet import timestep_embedding
 
 
@@ -169,6 +170,7 @@ class DiT(nn.Module):
     num_heads: int | None = None
     out_channels: int = 3
     num_classes: int = 0
+    text: str = ""  # a text-encoder size (models/text.py): `labels` are caption tokens
     dropout: float = 0.0
     attention_impl: str | None = None
     dtype: Any = jnp.float32
@@ -218,6 +220,9 @@ class DiT(nn.Module):
                              param_dtype=self.param_dtype,
                              embedding_init=boxed(normal, "classes", "embed"),
                              name="class_embed")(labels)
+        elif self.text:
+            c = c + CaptionEmbed(size.width, self.text, dtype=self.dtype,
+                                 param_dtype=self.param_dtype, name="caption_embed")(labels)
 
         for i in range(size.depth):
             h = DiTBlock(size.num_heads, MLP_RATIO * size.width, self.dropout,
@@ -232,8 +237,8 @@ class DiT(nn.Module):
         return unpatchify(out, height, patch).astype(jnp.float32)
 
 
-def from_config(model_cfg, *, num_classes: int, channels: int, dtype=jnp.float32,
-                param_dtype=jnp.float32) -> DiT:
+def from_config(model_cfg, *, num_classes: int, channels: int, text: str = "",
+                dtype=jnp.float32, param_dtype=jnp.float32) -> DiT:
     """The DiT that `config.model` (name='dit', variant, width, depth, num_heads, dropout,
     attention_impl) describes."""
     known = {"name", "variant", "width", "depth", "num_heads", "dropout", "attention_impl"}
@@ -244,5 +249,6 @@ def from_config(model_cfg, *, num_classes: int, channels: int, dtype=jnp.float32
     get = lambda key: model_cfg.get(key)  # noqa: E731 -- None: the table's value
     return DiT(variant=model_cfg.get("variant", "T/2"), width=get("width"), depth=get("depth"),
                num_heads=get("num_heads"), out_channels=channels, num_classes=num_classes,
+               text=text,
                dropout=float(model_cfg.get("dropout", 0.0)),
                attention_impl=get("attention_impl"), dtype=dtype, param_dtype=param_dtype)

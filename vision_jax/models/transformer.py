@@ -330,7 +330,8 @@ class Transformer(nn.Module):
     `__call__(tokens, decoder_tokens=None, *, segments=None, mask=None)`:
     for 'encoder_decoder' `tokens` feed the encoder and `decoder_tokens` the
     decoder; `mask` ([B, T] bool, True = real token) hides encoder padding.
-    Returns a dict with 'logits' and, when the config has a pooler, 'pooled'.
+    Returns a dict with 'logits' and, when the config has a pooler, 'pooled';
+    an 'encoder' also returns its final hidden states [B, T, d_model] as 'hidden'.
     """
 
     cfg: TransformerConfig
@@ -419,6 +420,7 @@ class Transformer(nn.Module):
             if cfg.pooler:
                 out["pooled"] = jnp.tanh(self.pooler_dense(encoded[:, 0]))
             if cfg.kind == "encoder":
+                out["hidden"] = encoded
                 out["logits"] = self._logits(encoded)
                 return out
         y = self._embed(tokens if cfg.kind == "decoder" else decoder_tokens, None,

@@ -9,8 +9,10 @@ cos then sin, max period 10^4) and a two-layer SiLU MLP to `4 * width`
 features; a class is a learned embedding of the same size *added* to it. The
 embedding table has `num_classes + 1` rows: row `num_classes` is the null
 class, "no label", which classifier-free guidance (Ho & Salimans 2022,
-arXiv:2207.12598) trains by label dropout and samples with. The embedding
-then enters every residual block as a per-channel bias.
+arXiv:2207.12598) trains by label dropout and samples with. With `text`
+set, `labels` are caption tokens [B, L] instead, embedded by the small text
+encoder of models/text.py (pooled, with a learned null caption) and added the
+same way. The embedding then enters every residual block as a per-channel bias.
 
 Layout: conv_in, then per level `blocks` residual blocks (GroupNorm -> SiLU ->
 3x3 conv, + the embedding's bias, GroupNorm -> SiLU -> dropout -> 3x3 conv,
@@ -38,6 +40,7 @@ import jax
 import jax.numpy as jnp
 
 from vision_jax.models.layers import boxed, check_choice
+from vision_jax.models.text import CaptionEmbed
 
 SIZES: dict[str, tuple[int, tuple[int, ...], int, int, int]] = {
     "T": (16, (1, 2), 1, 1, 8),          # 0.18M: the CPU runs of configs/ddpm.py, flow.py; tests
@@ -137,6 +140,7 @@ class UNet(nn.Module):
     variant: str = "S"
     out_channels: int = 3
     num_classes: int = 0     # 0: unconditional; else rows 0..num_classes-1 and the null row
+    text: str = ""           # a text-encoder size (models/text.py): `labels` are caption tokens
     dropout: float = 0.0
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
@@ -171,6 +175,8 @@ class UNet(nn.Module):
                              embedding_init=boxed(nn.initializers.normal(1.0), "classes", "embed"),
                              name="class_embed")
             emb = emb + table(labels)
+        elif self.text:
+            emb = emb + CaptionEmbed(4 * width, self.text, **dt, name="caption_embed")(labels)
 
         def res(h, features, name):
             return ResBlock(features=features, dropout=self.dropout, name=name, **common)(
@@ -206,8 +212,8 @@ class UNet(nn.Module):
         return _conv(h, self.out_channels, "conv_out", **dt).astype(jnp.float32)
 
 
-def from_config(model_cfg, *, num_classes: int, channels: int, dtype=jnp.float32,
-                param_dtype=jnp.float32) -> UNet:
+def from_config(model_cfg, *, num_classes: int, channels: int, text: str = "",
+                dtype=jnp.float32, param_dtype=jnp.float32) -> UNet:
     """The U-Net that `config.model` (name='unet', variant, dropout) describes."""
     known = {"name", "variant", "dropout"}
     unknown = set(model_cfg.keys()) - known
@@ -219,6 +225,6 @@ def from_config(model_cfg, *, num_classes: int, channels: int, dtype=jnp.float32
                          "tasks use 'unet'")
     variant = model_cfg.get("variant", "S")
     check_choice("unet", "variant", variant, SIZES)
-    return UNet(variant=variant, out_channels=channels, num_classes=num_classes,
+    return UNet(variant=variant, out_channels=channels, num_classes=num_classes, text=text,
                 dropout=float(model_cfg.get("dropout", 0.0)), dtype=dtype,
                 param_dtype=param_dtype)

@@ -65,21 +65,6 @@ class Attributes(Task):
     def extra_keys(self) -> tuple[str, ...]:
         return tuple(h for h in self.heads if h != "label")
 
-    # -- data: the image pipeline, with the extra targets ------------------
-    def train_iterator(self, *, global_batch_size, seed, process_index, process_count):
-        from vision_jax import data
-        return data.make_train_iterator(self.config.data, global_batch_size=global_batch_size,
-                                        seed=seed, process_index=process_index,
-                                        process_count=process_count,
-                                        extra_keys=self.extra_keys)
-
-    def eval_batches(self, split, *, global_batch_size, process_index, process_count):
-        from vision_jax import data
-        return data.make_eval_batches(self.config.data, split=split,
-                                      global_batch_size=global_batch_size,
-                                      process_index=process_index, process_count=process_count,
-                                      extra_keys=self.extra_keys)
-
     def example_batch(self, batch_size=1):
         batch = super().example_batch(batch_size)
         return {**batch, **{h: jnp.zeros((batch_size,), jnp.int32) for h in self.extra_keys}}

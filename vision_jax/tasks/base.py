@@ -57,6 +57,10 @@ class Task(abc.ABC):
     # -- data --------------------------------------------------------------
     # Image tasks read the config's TFDS dataset through the Grain pipeline;
     # a task on other data (text, environments) overrides these four.
+    #: Features (or `shapes.ATTRIBUTES`) the pipeline adds to every batch
+    #: beside image and label, e.g. ("color", "count") or ("caption_tokens",).
+    extra_keys: tuple[str, ...] = ()
+
     @classmethod
     def prepare_data(cls, config: ConfigDict) -> None:
         """Generates a built-in dataset if it is absent (called on process 0 only)."""
@@ -74,7 +78,8 @@ class Task(abc.ABC):
         from vision_jax import data
         return data.make_train_iterator(self.config.data, global_batch_size=global_batch_size,
                                         seed=seed, process_index=process_index,
-                                        process_count=process_count)
+                                        process_count=process_count,
+                                        extra_keys=self.extra_keys)
 
     def eval_batches(self, split: str, *, global_batch_size: int, process_index: int,
                      process_count: int):
@@ -82,7 +87,8 @@ class Task(abc.ABC):
         from vision_jax import data
         return data.make_eval_batches(self.config.data, split=split,
                                       global_batch_size=global_batch_size,
-                                      process_index=process_index, process_count=process_count)
+                                      process_index=process_index, process_count=process_count,
+                                      extra_keys=self.extra_keys)
 
     # -- variables ---------------------------------------------------------
     def example_batch(self, batch_size: int = 1) -> dict:

@@ -146,8 +146,8 @@ class Diffusion(DenoisingTask):
         eps = jax.random.normal(n_rng, x0.shape, jnp.float32)
         a = jnp.asarray(self.alpha_bar, jnp.float32)[t]
         x_t = q_sample(a, x0, eps)
-        labels, dropped = (self.train_labels(batch["label"], l_rng) if train
-                           else (batch["label"], None))
+        labels, dropped = (self.train_labels(batch[self.condition_key], l_rng) if train
+                           else (batch[self.condition_key], None))
         out = self.apply(params, variables, x_t, t.astype(jnp.float32), labels, train=train,
                          rng=d_rng)
         target = eps if self.prediction == "eps" else v_from_eps(a, x0, eps)

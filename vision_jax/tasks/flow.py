@@ -72,6 +72,9 @@ class Flow(DenoisingTask):
         super().__init__(config, info, **dtypes)
         check_choice("flow", "sample.sampler", self.opts.sample.sampler, SAMPLERS)
         check_choice("flow", "reflow.sampler", self.opts.reflow.sampler, SAMPLERS)
+        if self.captioned and self.opts.reflow.teacher:
+            raise ValueError("flow.reflow: reflow pairs are drawn per class; a text-to-image "
+                             "(condition='caption') run cannot use them yet")
 
     def per_example_loss(self, params, variables, batch, rng, *, train):
         x1 = batch["image"].astype(jnp.float32)
@@ -81,8 +84,8 @@ class Flow(DenoisingTask):
         # A reflow batch brings its coupling: the noise the teacher mapped to x1.
         x0 = (batch["noise"].astype(jnp.float32) if "noise" in batch
               else jax.random.normal(n_rng, x1.shape, jnp.float32))
-        labels, dropped = (self.train_labels(batch["label"], l_rng) if train
-                           else (batch["label"], None))
+        labels, dropped = (self.train_labels(batch[self.condition_key], l_rng) if train
+                           else (batch[self.condition_key], None))
         out = self.apply(params, variables, interpolate(x0, x1, t), TIME_SCALE * t, labels,
                          train=train, rng=d_rng)
         per = jnp.mean(jnp.square(out - (x1 - x0)), axis=(1, 2, 3))
