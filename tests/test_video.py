@@ -135,6 +135,11 @@ def test_every_video_model_maps_clips_to_logits():
     with pytest.raises(ValueError, match=r"\[B, T, H, W, C\]"):
         models.build_model({"name": "c3d"}, num_classes=9).init(
             jax.random.key(0), clips[:, 0], train=False)
+    # The 3-D convolution computed as one 2-D convolution equals nn.Conv's 3-D one.
+    conv = video.SpaceTimeConv(5, (3, 3, 3))
+    weights = conv.init(jax.random.key(3), clips)
+    reference = nn.Conv(5, (3, 3, 3), padding="SAME").apply(nn.unbox(weights), clips)
+    np.testing.assert_allclose(conv.apply(weights, clips), reference, atol=1e-5)
     # Tran et al. 2018, Sec. 3.5: a 3x3x3 conv 64 -> 64 becomes 3x3 to 144, then 3x1x1.
     assert video.r2plus1d_mid_channels(3, 3, 64, 64) == 144
 
