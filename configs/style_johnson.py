@@ -11,7 +11,7 @@ towards one style image (task `style_transfer`, vision_jax/tasks/style.py).
 Arguments: style (a name from synthesis.PHOTOS or TEXTURES, or an image
 file; default coffee), style_size (default 128: the size the comparison with
 Gatys et al. runs at, so the textures have the same scale in pixels), steps
-(default 1200), backbone (a classification run directory; default: the
+(default 300), backbone (a classification run directory; default: the
 in-house backbone), runlocal (a 20-step smoke run).
 
 The paper's recipe: 256x256 COCO crops, batch 4, 40,000 Adam steps at
@@ -27,7 +27,7 @@ from vision_jax.config import base_config, parse_arg, shrink_for_local
 
 
 def get_config(arg=None):
-    a = parse_arg(arg, style="coffee", style_size=128, steps=1200, backbone="", runlocal=False)
+    a = parse_arg(arg, style="coffee", style_size=128, steps=300, backbone="", runlocal=False)
     c = base_config()
     c.task = "style_transfer"
     c.data.name = "shapes"  # the cached 32x32 default scenes

@@ -52,6 +52,21 @@ def test_features_are_named_by_module_path(tiny):
         "conv0_0_act", "conv1_0_act"]
 
 
+def test_a_network_that_sows_no_activations_offers_its_convolutions():
+    """The zoo's VGG (imported ImageNet weights): its convolutions' maps, in depth
+    order, serve as the style layers (shapes only: nothing is compiled)."""
+    from vision_jax.models.vgg import VGG
+    model = VGG(num_classes=3, depth=11, width_mult=1 / 16)
+    x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
+    abstract = jax.eval_shape(lambda v: model.init(jax.random.key(0), v, train=False), x)
+    variables = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), nn.unbox(abstract))
+    features_fn = synthesis.layer_features(model, variables)
+    content, style = synthesis.style_layers(features_fn, x.shape)
+    assert style == ["stage1_conv1", "stage2_conv1", "stage3_conv1", "stage3_conv2",
+                     "stage4_conv1", "stage4_conv2", "stage5_conv1", "stage5_conv2"]
+    assert content == "stage5_conv2"
+
+
 def test_class_visualization_raises_the_target_logit(tiny):
     logits_fn, _, _ = tiny
     targets = jnp.arange(4)

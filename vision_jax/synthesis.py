@@ -432,26 +432,43 @@ def _resize(images, size: int):
     return jax.image.resize(images, (len(images), size, size, images.shape[-1]), "linear")
 
 
-def layer_names(features_fn, shape) -> list[str]:
-    """`features_fn`'s layer names in the order of the forward pass (a pytree's
-    dict keys come back sorted, so they are read while tracing)."""
+def _trace(features_fn, shape) -> tuple[list[str], dict]:
+    """(layer names in the order of the forward pass, {name: ShapeDtypeStruct}): a
+    pytree's dict keys come back sorted, so the order is read while tracing."""
     names = []
-    jax.eval_shape(lambda x: names.extend(features_fn(x)),
-                   jax.ShapeDtypeStruct(shape, jnp.float32))
-    return names
+
+    def features(x):
+        out = features_fn(x)
+        names.extend(out)
+        return out
+    shapes = jax.eval_shape(features, jax.ShapeDtypeStruct(shape, jnp.float32))
+    return names, shapes
+
+
+def layer_names(features_fn, shape) -> list[str]:
+    """`features_fn`'s layer names in the order of the forward pass."""
+    return _trace(features_fn, shape)[0]
+
+
+def _activations(names, shapes) -> list[str]:
+    acts = [n for n in names if n.endswith("_act")]
+    return acts or [n for n in names
+                    if "conv" in n.rsplit("/", 1)[-1] and len(shapes[n].shape) == 4]
 
 
 def activation_layers(features_fn, shape) -> list[str]:
-    """Layers that follow a nonlinearity, in depth order: the CNN's sown `*_act`."""
-    return [n for n in layer_names(features_fn, shape) if n.endswith("_act")]
+    """Layers that follow a nonlinearity, in depth order: the CNN's sown `*_act`. A
+    network that sows none (the zoo's VGG and ResNet, e.g. imported ImageNet
+    weights) gives its convolutions' feature maps instead (modules named `*conv*`
+    with a 4-D output; before their ReLU)."""
+    return _activations(*_trace(features_fn, shape))
 
 
 def style_layers(features_fn, shape, *, content: str = "", style=()) -> tuple[str, list[str]]:
     """(content layer, style layers): the given names, checked, or by default the
-    deepest activation for content and every activation for style (a network
-    that sows no `*_act` must be given them by name)."""
-    names = layer_names(features_fn, shape)
-    acts = [n for n in names if n.endswith("_act")]
+    deepest of `activation_layers` for content and all of them for style."""
+    names, shapes = _trace(features_fn, shape)
+    acts = _activations(names, shapes)
     content, style = content or (acts[-1] if acts else ""), list(style) or acts
     unknown = [n for n in [content, *style] if n not in names]
     if not content or not style or unknown:
