@@ -82,18 +82,24 @@ def weighted_vote(similarities, neighbor_labels, num_classes: int,
     return scores.argmax(axis=1).astype(np.int32)
 
 
-def knn_probe(train_x, train_y, test_x, test_y, *, k: int = DINO_K,
-              temperature: float = DINO_TEMPERATURE) -> float:
-    """Test accuracy of DINO's weighted kNN on cosine similarity."""
+def cosine_neighbors(train_x, test_x, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cosine similarities, training indices), both [M, k], most similar first."""
     from vision_jax import knn
 
     train_x, test_x = _normalise(_matrix(train_x, "train_x")), _normalise(_matrix(test_x, "test_x"))
-    train_y, test_y = np.asarray(train_y, np.int32), np.asarray(test_y, np.int32)
-    k = min(k, len(train_x))
     # On unit vectors the squared L2 distance is 2 - 2 cos: the same ranking.
-    dist, idx = knn.nearest_neighbors(train_x, test_x, k, "l2")
-    pred = weighted_vote(1.0 - dist / 2.0, train_y[idx],
-                         int(max(train_y.max(), test_y.max())) + 1, temperature)
+    dist, idx = knn.nearest_neighbors(train_x, test_x, min(k, len(train_x)), "l2")
+    return 1.0 - dist / 2.0, idx
+
+
+def knn_probe(train_x, train_y, test_x, test_y, *, k: int = DINO_K,
+              temperature: float = DINO_TEMPERATURE, neighbors=None) -> float:
+    """Test accuracy of DINO's weighted kNN on cosine similarity (`neighbors`:
+    `cosine_neighbors`' result, to share one search between targets)."""
+    train_y, test_y = np.asarray(train_y, np.int32), np.asarray(test_y, np.int32)
+    sims, idx = neighbors if neighbors is not None else cosine_neighbors(train_x, test_x, k)
+    pred = weighted_vote(sims, train_y[idx], int(max(train_y.max(), test_y.max())) + 1,
+                         temperature)
     return float(np.mean(pred == test_y))
 
 
@@ -111,13 +117,13 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 def probe_all(train_feats, train_targets: dict, test_feats, test_targets: dict, *,
               k: int = DINO_K, temperature: float = DINO_TEMPERATURE, c: float = 1.0) -> dict:
     """{target: {"linear", "knn", "chance"}} for every target of both dicts."""
-    out = {}
-    for name in train_targets:
-        ytr, yte = np.asarray(train_targets[name]), np.asarray(test_targets[name])
+    out, neighbors = {}, cosine_neighbors(train_feats, test_feats, k)
+    for name, ytr in train_targets.items():
+        ytr, yte = np.asarray(ytr), np.asarray(test_targets[name])
         majority = np.bincount(ytr).argmax()
         out[name] = {"linear": linear_probe(train_feats, ytr, test_feats, yte, c=c),
                      "knn": knn_probe(train_feats, ytr, test_feats, yte, k=k,
-                                      temperature=temperature),
+                                      temperature=temperature, neighbors=neighbors),
                      "chance": float(np.mean(yte == majority))}
     return out
 
