@@ -23,9 +23,9 @@ batch axes (data, fsdp); to form the [2N, 2N] similarities, XLA's SPMD
 partitioner all-gathers the projections (a [2N, D] gather, cheap next to the
 encoder) and every device computes its rows against all 2N columns, so the
 negatives are those of the whole global batch, never only the device's own.
-The gradient flows back through the gather (a reduce-scatter). tests/test_ssl.py
-checks the equality with a single device, gradients included, and that the
-compiled step does gather.
+The gradient flows back through the gather (XLA picks the collective:
+all-reduces on CPU). tests/test_ssl.py checks the equality with a single
+device, gradients included, and that the compiled step does gather.
 """
 
 from __future__ import annotations
