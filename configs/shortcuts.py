@@ -26,9 +26,29 @@ not hundreds of epochs. Every run's summary carries the subgroup metrics (accura
 background, per background x colour and per (label, background) group, the
 worst group and the gap).
 
-## Lab note
+## Lab note, 2026-12-03 (2-core AMD EPYC shared with 4 other agents, load 25-42)
 
-(filled in below by the sweep)
+Test accuracy %, average / worst (label, background) group; training wall per run
+325-663 s under that load (the 15-min budget does not hold on a loaded machine):
+
+    | method | p | average | worst group | aligned | other | worst background | training wall |
+    |---|---|---|---|---|---|---|---|
+    | erm | 0.5 | 39.9 | 0.0 | 63.6 | 31.5 | 32.5 | 432 s |
+    | group_dro | 0.5 | 27.7 | 0.0 | 52.6 | 18.1 | 22.6 | 561 s |
+    | jtt | 0.5 | 31.6 | 0.0 | 48.1 | 26.3 | 25.8 | 325 s | (JTT error set: 4493 of 6,000)
+    | reweight | 0.5 | 42.9 | 8.9 | 39.5 | 43.2 | 36.0 | 518 s |
+    | erm | 0.9 | 19.9 | 0.0 | 71.0 | 2.8 | 18.2 | 663 s |
+    | group_dro | 0.9 | 14.1 | 0.0 | 53.2 | 1.0 | 11.4 | 574 s |
+    | jtt | 0.9 | 14.9 | 0.0 | 51.9 | 2.4 | 13.1 | 455 s | (JTT error set: 3321 of 6,000)
+    | reweight | 0.9 | 23.3 | 1.6 | 22.9 | 22.8 | 15.2 | 510 s |
+    | erm | 0.99 | 18.4 | 0.0 | 70.2 | 1.1 | 17.3 | 396 s |
+    | group_dro | 0.99 | 17.0 | 0.0 | 67.8 | 0.1 | 15.9 | 578 s |
+    | jtt | 0.99 | 13.1 | 0.0 | 51.2 | 0.5 | 10.6 | 326 s | (JTT error set: 3040 of 6,000)
+    | reweight | 0.99 | 17.0 | 0.0 | 63.3 | 1.6 | 15.9 | 522 s |
+
+ERM takes the background shortcut (aligned groups ~70%, others 1-3% at p >= 0.9);
+reweighting levels aligned and other groups; group DRO and JTT do not help at this
+scale (details: docs/OPEN_PROBLEMS.md).
 """
 
 from vision_jax.config import base_config, parse_arg, shrink_for_local
