@@ -189,6 +189,37 @@ def render_example(params: MovingShapesParams, split: str, index: int) -> dict:
             "shape": scene["shape"], "group": scene["group"]}
 
 
+def save_figure(path: str, params: MovingShapesParams = MovingShapesParams(), *,
+                split: str = "test", scale: int = 3) -> None:
+    """A PNG of the first clip of every class of `split`, one row per class
+    (frames left to right, the anchor frame outlined), named on the left.
+
+        python -c "from vision_jax.data import moving_shapes as m; \\
+            m.save_figure('docs/figures/moving_shapes.png')"
+    """
+    import PIL.Image
+    import PIL.ImageDraw
+
+    rows, index = {}, 0
+    while len(rows) < len(params.classes):
+        example = render_example(params, split, index)
+        rows.setdefault(example["label"], example["image"])
+        index += 1
+    r, gap, margin = params.resolution * scale, 4, 120
+    sheet = PIL.Image.new("RGB", (margin + params.frames * (r + gap), len(rows) * (r + gap)),
+                          "white")
+    draw = PIL.ImageDraw.Draw(sheet)
+    for label, clip in sorted(rows.items()):
+        y = label * (r + gap)
+        draw.text((4, y + r // 2 - 6), params.classes[label], fill="black")
+        for t, frame in enumerate(clip):
+            x = margin + t * (r + gap)
+            sheet.paste(PIL.Image.fromarray(frame).resize((r, r), PIL.Image.NEAREST), (x, y))
+            if t == params.anchor:
+                draw.rectangle((x - 2, y - 2, x + r + 1, y + r + 1), outline="black", width=2)
+    sheet.save(path, optimize=True)
+
+
 def make_builder(params: MovingShapesParams, **kwargs) -> "MovingShapes":
     """A `MovingShapes` builder for any params (kwargs go to the builder: data_dir, ...)."""
     predefined = {c.name for c in MovingShapes.BUILDER_CONFIGS}
