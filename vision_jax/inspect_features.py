@@ -30,7 +30,7 @@ sensitivity, the fifth, is a method of `vision-jax explain`):
 
 Features are read the way the rest of the codebase reads them: penultimate
 features by intercepting the `head` layer's input
-(`tasks.ssl.apply_with_features`), activations from the values the CNN sows
+(`models.layers.apply_with_features`), activations from the values the CNN sows
 into 'intermediates' (as Grad-CAM reads them in vision_jax/explain.py).
 Nearest neighbours use the chunked exact search of vision_jax/knn.py; cosine
 is L2 on unit vectors.
@@ -121,8 +121,8 @@ def filter_structure(kernel) -> dict:
 
 def penultimate_features(model, variables, images):
     """[B, D] float32: the input of the model's top-level `head` layer in eval mode
-    (read by the SSL tasks' `apply_with_features`)."""
-    from vision_jax.tasks.ssl import apply_with_features
+    (read by `models.layers.apply_with_features`)."""
+    from vision_jax.models.layers import apply_with_features
     try:
         return apply_with_features(model, variables, images, train=False)[1]
     except ValueError as e:

@@ -180,3 +180,23 @@ def unpatchify(tokens: jax.Array, height: int, patch: int = 1) -> jax.Array:
     """The inverse of `patchify`: [B, N, p*p*C] -> [B, height, N*p*p/height, C]."""
     return einops.rearrange(tokens, "b (h w) (p q c) -> b (h p) (w q) c",
                             h=height // patch, p=patch, q=patch)
+
+
+def apply_with_features(model, variables, images, **kwargs):
+    """(model.apply's output, the input of the model's top-level `head` layer
+    as float32 [B, D]). kwargs go to `model.apply` (train, rngs, mutable)."""
+    captured = []
+
+    def grab(next_fun, args, kwargs, context):
+        if context.method_name == "__call__" and context.module.scope is not None \
+                and context.module.scope.path == ("head",):
+            captured.append(args[0])
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(grab):
+        out = model.apply(variables, images, **kwargs)
+    if len(captured) != 1:
+        raise ValueError(f"model {type(model).__name__} has no top-level layer named 'head': "
+                         "no representation to read")
+    feats = captured[0]
+    return out, feats.reshape(feats.shape[0], -1).astype(jnp.float32)

@@ -18,12 +18,12 @@ the `label` head's, `accuracy_<head>` the others'.
 
 from __future__ import annotations
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from vision_jax import flops, models
+from vision_jax.models.layers import apply_with_features
 from vision_jax.tasks.base import Task
 from vision_jax.tasks.classification import cross_entropy
 
@@ -95,20 +95,8 @@ class Attributes(Task):
     def features(self, params, variables, images, *, with_logits: bool = False):
         """Penultimate features: the input of the model's `head` layer, float32 [B, D]
         (and the {head: logits} too with `with_logits`)."""
-        captured = []
-
-        def grab(next_fun, args, kwargs, context):
-            if context.method_name == "__call__" and context.module.scope is not None \
-                    and context.module.scope.path == ("head",):
-                captured.append(args[0])
-            return next_fun(*args, **kwargs)
-
-        with nn.intercept_methods(grab):
-            logits = self.model.apply({"params": params, **variables}, images, train=False)
-        if len(captured) != 1:
-            raise ValueError(f"model {self.config.model.name!r} has no top-level layer "
-                             "named 'head': no penultimate features to read")
-        feats = captured[0].reshape(captured[0].shape[0], -1).astype(jnp.float32)
+        logits, feats = apply_with_features(self.model, {"params": params, **variables}, images,
+                                            train=False)
         return (feats, self.split_logits(logits)) if with_logits else feats
 
     # -- objective ---------------------------------------------------------

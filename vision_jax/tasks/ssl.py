@@ -38,7 +38,7 @@ from ml_collections import ConfigDict
 
 from vision_jax import models
 from vision_jax.data.augment import ViewsConfig
-from vision_jax.models.layers import boxed
+from vision_jax.models.layers import apply_with_features, boxed
 from vision_jax.tasks.base import Task
 from vision_jax.tasks.classification import cross_entropy
 
@@ -160,27 +160,8 @@ def rotate_batch(images):
 
 
 # ---------------------------------------------------------------------------
-# The encoder.
-
-
-def apply_with_features(model, variables, images, **kwargs):
-    """(model.apply's output, the input of the model's top-level `head` layer
-    as float32 [B, D]). kwargs go to `model.apply` (train, rngs, mutable)."""
-    captured = []
-
-    def grab(next_fun, args, kwargs, context):
-        if context.method_name == "__call__" and context.module.scope is not None \
-                and context.module.scope.path == ("head",):
-            captured.append(args[0])
-        return next_fun(*args, **kwargs)
-
-    with nn.intercept_methods(grab):
-        out = model.apply(variables, images, **kwargs)
-    if len(captured) != 1:
-        raise ValueError(f"model {type(model).__name__} has no top-level layer named 'head': "
-                         "no representation to read")
-    feats = captured[0]
-    return out, feats.reshape(feats.shape[0], -1).astype(jnp.float32)
+# The encoder: any zoo model; its representation is the input of its `head`
+# (models/layers.py: apply_with_features).
 
 
 class ProjectorTail(nn.Module):
