@@ -139,6 +139,29 @@ class MlpBlock(nn.Module):
         return x
 
 
+def attend(q, k, v, scale, implementation):
+    """`jax.nn.dot_product_attention` on [B, T, heads, head_dim].
+
+    cuDNN's flash attention trains only on even sequence lengths (jax 0.11;
+    ViT's 196 patches + [cls] = 197 are not): there the tokens go through
+    `attend_padded`, which gives the same result.
+    """
+    if implementation == "cudnn" and q.shape[1] % 2:
+        return attend_padded(q, k, v, scale, implementation)
+    return jax.nn.dot_product_attention(q, k, v, scale=scale, implementation=implementation)
+
+
+def attend_padded(q, k, v, scale, implementation):
+    """Attention with the tokens padded by one and the pad masked out of the keys."""
+    length = q.shape[1]
+    pad = lambda t: jnp.pad(t, ((0, 0), (0, 1), (0, 0), (0, 0)))
+    lengths = jnp.full((q.shape[0],), length, jnp.int32)
+    y = jax.nn.dot_product_attention(pad(q), pad(k), pad(v), scale=scale,
+                                     key_value_seq_lengths=lengths,
+                                     implementation=implementation)
+    return y[:, :length]
+
+
 class SelfAttention(nn.Module):
     num_heads: int
     attention_impl: str | None
@@ -160,8 +183,7 @@ class SelfAttention(nn.Module):
                 bias_init=boxed(nn.initializers.zeros, "heads", "kv"), name=name)(x)
 
         q, k, v = project("query"), project("key"), project("value")
-        y = jax.nn.dot_product_attention(q, k, v, scale=self.scale,
-                                         implementation=self.attention_impl)
+        y = attend(q, k, v, self.scale, self.attention_impl)
         return nn.DenseGeneral(
             width, axis=(-2, -1), dtype=self.dtype, param_dtype=self.param_dtype,
             kernel_init=boxed(init, "heads", "kv", "embed"),

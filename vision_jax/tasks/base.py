@@ -149,8 +149,8 @@ class Task(abc.ABC):
         for group in self.groups or (None,):
             def forward(p, v, b, group=group):
                 return self.loss(p, v, b, jax.random.key(0), group=group)[0]
-            total += flops._cost_flops(jax.jit(forward).lower(
-                flops._abstract(params), flops._abstract(variables), batch).compile())
+            total += flops.compiled_flops(forward, flops._abstract(params),
+                                          flops._abstract(variables), batch)
         return {"forward": total, "train": 3.0 * total}
 
     @property
