@@ -149,8 +149,57 @@ def test_analytic_flops_match_xla(name):
 # ----------------------------------------------------------------------------- presets and tables
 
 @pytest.fixture(scope="module")
-def table():
-    return {r["name"]: r for r in tables.rows()}
+def store():
+    return tables.CountStore()
+
+
+@pytest.fixture(scope="module")
+def table(store):
+    return {r["name"]: r for r in tables.rows(store=store)}
+
+
+def test_stored_counts_are_current(table, store):
+    # Every row read its traced counts from the stored file: none was out of date.
+    assert set(store.stored) == set(table)
+    assert not store.traced, f"stored counts out of date: run `{tables.WRITE_COMMAND}`"
+
+
+def _row_of(preset, store):
+    if preset in presets.LANGUAGE_MODELS:
+        return tables.lm_row(preset, store)
+    return (tables.vision_row if preset in presets.VIT_MODELS else tables.cnn_row)(preset, store)
+
+
+def test_stored_counts_equal_a_recount(table):
+    # One preset per model class (per kind for the Transformer), traced again: the rows
+    # equal those built from the stored counts. The fingerprints (previous test) re-trace
+    # any model whose code changed; this checks what is stored is what tracing gives.
+    from vision_jax.models import build_model
+    firsts = {}
+    for p in presets.LANGUAGE_MODELS:
+        firsts.setdefault(p.config.kind, p)
+    for p in sorted(presets.VISION_MODELS, key=lambda p: table[p.name]["params"]):  # the smallest
+        firsts.setdefault(type(build_model(p.model, num_classes=p.num_classes)), p)
+    assert len(firsts) >= 13
+    recount = tables.CountStore(recount=True)
+    for p in firsts.values():
+        assert _row_of(p, recount) == table[p.name], p.name
+    assert set(recount.traced) == {p.name for p in firsts.values()}
+
+
+def test_out_of_date_counts_are_traced_and_written(table, tmp_path, capsys):
+    lenet = presets.by_name("LeNet-5")
+    path = tmp_path / "counts.json"
+    entry = tables.CountStore().stored["LeNet-5"]
+    path.write_text(json.dumps({"LeNet-5": {"key": "old", "counts": {**entry["counts"],
+                                                                      "macs": 1}}}))
+    store = tables.CountStore(path)
+    assert tables.cnn_row(lenet, store) == table["LeNet-5"]     # traced, not read
+    assert store.stale() == ["LeNet-5"]
+    store.write()
+    assert json.loads(path.read_text()) == {"LeNet-5": entry}
+    again = tables.CountStore(path)
+    assert tables.cnn_row(lenet, again) == table["LeNet-5"] and not again.traced
 
 
 def test_every_preset_matches_its_published_count(table):

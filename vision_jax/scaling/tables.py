@@ -25,18 +25,38 @@ at 224px) and adds the elementwise work (+5% for EfficientNet-B0). The
 published CNN figures count multiply-accumulates (torchvision's "GFLOPS"
 column is GMACs); the CNN table prints both MACs and 2 x MACs.
 
+The traced counts (instantiated parameters of every model; MACs, layers and
+width of the CNNs) are stored in `traced_counts.json` beside this file, each
+under a fingerprint of what produced it: the instantiated module's repr (every
+field of its config), the input shape, the source of the vision_jax modules
+the model's module uses, the counting code, and the jax and flax versions. A
+row whose fingerprint matches is read (the whole command then takes ~2 s
+instead of ~30 s of tracing); one that does not is traced again, so the
+output is always what tracing the current code gives. `--write-counts`
+stores what was traced; a test holds the stored fingerprints current and
+re-traces one model per architecture file against the stored counts.
+
     vision-jax tables                       # text tables + notes
     vision-jax tables --format json         # one JSON object per row
     vision-jax tables --only lm|vision|cnn  # vision = ViTs and CNNs
+    vision-jax tables --recount             # trace every model, ignore the stored counts
+    vision-jax tables --write-counts        # store traced counts (after a model change)
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
+import inspect
 import json
 import math
-from typing import Any, Iterable, Mapping
+import pathlib
+import sys
+import types
+from typing import Any, Callable, Iterable, Mapping
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -59,14 +79,16 @@ def instantiated_lm_params(cfg: tfm.TransformerConfig) -> int:
     return count_params(variables["params"])
 
 
-def lm_row(preset: P.LMPreset) -> dict[str, Any]:
+def lm_row(preset: P.LMPreset, store: CountStore | None = None) -> dict[str, Any]:
     cfg = preset.config
     counts = tfm.param_counts(cfg)
     flops = tfm.flops_per_token(cfg, preset.seq_len)
     layers = (f"{cfg.encoder_layers}+{cfg.decoder_layers}" if cfg.kind == "encoder_decoder"
               else cfg.num_layers)
+    traced = _store(store).get(preset.name, f"lm {cfg!r}", tfm.__name__,
+                               lambda: {"params": instantiated_lm_params(cfg)})
     row = _row(preset, family="lm", layers=layers, width=cfg.d_model, heads=cfg.num_heads,
-               params=instantiated_lm_params(cfg), analytic=counts["total"],
+               params=traced["params"], analytic=counts["total"],
                non_embedding=counts["non_embedding"], flops=flops, unit="token",
                context=preset.seq_len)
     row["kv_heads"] = cfg.kv_heads   # < heads: multi-query (1) or grouped-query attention
@@ -139,24 +161,29 @@ def vit_counts(variant: str, image_size: int = 224, num_classes: int = 1000) -> 
     return {"params": params, "layers": size.depth, "width": d, "heads": size.num_heads, **flops}
 
 
-def instantiated_vision_params(preset: P.VisionPreset) -> int:
+def _vit_model(preset: P.VisionPreset) -> nn.Module:
     from vision_jax.models import build_model
-    config = dict(preset.model)
-    if config["name"] == "vit":
-        config["scan"] = True  # traces one block instead of depth; same parameter count
-    model = build_model(config, num_classes=preset.num_classes)
-    images = jax.ShapeDtypeStruct((1, preset.image_size, preset.image_size, 3), jnp.float32)
+    # Scanned blocks trace one block instead of depth; the parameter count is the same.
+    return build_model({**preset.model, "scan": True}, num_classes=preset.num_classes)
+
+
+def instantiated_vision_params(model: nn.Module, image_shape: tuple[int, int, int]) -> int:
+    """Parameters of `model` on one image of `image_shape`, from abstract shapes."""
+    images = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
     variables = jax.eval_shape(lambda k, x: model.init(k, x, train=False), jax.random.key(0), images)
     return count_params(variables["params"])
 
 
-def vision_row(preset: P.VisionPreset) -> dict[str, Any]:
+def vision_row(preset: P.VisionPreset, store: CountStore | None = None) -> dict[str, Any]:
     """A ViT row: analytic parameters and FLOPs beside the instantiated count."""
     counts = vit_counts(preset.model["variant"], preset.image_size, preset.num_classes)
     flops = {"forward": counts["forward"], "forward_no_attention": counts["forward_no_attention"],
              "train": 3.0 * counts["forward"], "train_no_attention": 3.0 * counts["forward_no_attention"]}
+    model, shape = _vit_model(preset), (preset.image_size, preset.image_size, 3)
+    traced = _store(store).get(preset.name, f"{model!r} {shape}", type(model).__module__,
+                               lambda: {"params": instantiated_vision_params(model, shape)})
     row = _row(preset, family="vision", layers=counts["layers"], width=counts["width"],
-               heads=counts["heads"], params=instantiated_vision_params(preset),
+               heads=counts["heads"], params=traced["params"],
                analytic=counts["params"], non_embedding=None, flops=flops, unit="image",
                context=None)
     row["published_flops"] = preset.published_flops
@@ -222,11 +249,13 @@ def traced_counts(model: nn.Module, image_shape: tuple[int, int, int]) -> dict[s
     return {"params": count_params(variables["params"]), **counts}
 
 
-def cnn_row(preset: P.VisionPreset) -> dict[str, Any]:
+def cnn_row(preset: P.VisionPreset, store: CountStore | None = None) -> dict[str, Any]:
     """A CNN row: traced parameters and MACs at the preset's resolution, published beside."""
     from vision_jax.models import build_model
     model = build_model(preset.model, num_classes=preset.num_classes)
-    counts = traced_counts(model, (preset.image_size, preset.image_size, preset.channels))
+    shape = (preset.image_size, preset.image_size, preset.channels)
+    counts = _store(store).get(preset.name, f"{model!r} {shape}", type(model).__module__,
+                               lambda: traced_counts(model, shape))
     forward = 2.0 * counts["macs"]
     analytic = None
     if preset.model["name"] == "resnet" and set(preset.model) == {"name", "depth"}:
@@ -249,6 +278,96 @@ def cnn_row(preset: P.VisionPreset) -> dict[str, Any]:
         "flops_source": preset.flops_source,
     })
     return row
+
+
+# ----------------------------------------------------------------------------- stored counts
+
+COUNTS_FILE = pathlib.Path(__file__).with_name("traced_counts.json")
+WRITE_COMMAND = "vision-jax tables --write-counts"
+# The code that turns a model into counts: a change to it re-traces every model.
+_COUNTING_CODE = (count_params, instantiated_lm_params, instantiated_vision_params, traced_counts,
+                  _walk_macs, _sub_jaxprs)
+
+
+@functools.cache
+def _module_digest(module_name: str) -> str:
+    """sha256 of the source of `module_name` and of every vision_jax module it uses through
+    its globals (imported modules, classes, functions), transitively."""
+    seen, todo = set(), [module_name]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in sys.modules:
+            continue
+        seen.add(name)
+        for value in vars(sys.modules[name]).values():
+            used = (value.__name__ if isinstance(value, types.ModuleType)
+                    else getattr(value, "__module__", None))
+            if isinstance(used, str) and used.split(".")[0] == "vision_jax":
+                todo.append(used)
+    digest = hashlib.sha256()
+    for name in sorted(seen):
+        digest.update(name.encode() + b"\0" + pathlib.Path(sys.modules[name].__file__).read_bytes())
+    return digest.hexdigest()
+
+
+@functools.cache
+def _code_digest() -> str:
+    parts = (jax.__version__, flax.__version__, *map(inspect.getsource, _COUNTING_CODE))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def fingerprint(spec: str, module_name: str) -> str:
+    """What a stored count depends on: `spec` (the instantiated module's repr and input
+    shape), the source of the model's module and of what it uses, the counting code, jax
+    and flax."""
+    text = f"{spec}\0{_module_digest(module_name)}\0{_code_digest()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+class CountStore:
+    """Traced counts by preset name: read from `path` where the fingerprint matches, traced
+    otherwise (always, with `recount`). `traced` holds what was traced this time."""
+
+    def __init__(self, path: pathlib.Path | str = COUNTS_FILE, recount: bool = False):
+        self.path, self.recount = pathlib.Path(path), recount
+        self.stored = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.traced: dict[str, dict[str, Any]] = {}
+
+    def get(self, name: str, spec: str, module_name: str,
+            trace: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        key = fingerprint(spec, module_name)
+        entry = self.stored.get(name)
+        if self.recount or entry is None or entry["key"] != key:
+            entry = self.traced[name] = {"key": key, "counts": trace()}
+        return dict(entry["counts"])
+
+    def stale(self) -> list[str]:
+        """Names traced because their stored count was missing or out of date."""
+        return [n for n, e in self.traced.items()
+                if n not in self.stored or self.stored[n]["key"] != e["key"]]
+
+    def write(self) -> None:
+        """Store what was traced beside what was read, for the presets that exist."""
+        names = [p.name for p in (*P.LANGUAGE_MODELS, *P.VISION_MODELS)]
+        merged = {**self.stored, **self.traced}
+        data = {n: merged[n] for n in sorted(names) if n in merged}
+        lines = [f" {json.dumps(n)}: {json.dumps(e, sort_keys=True)}" for n, e in data.items()]
+        self.path.write_text("{\n" + ",\n".join(lines) + "\n}\n")   # one line per model
+        self.stored = data
+
+
+_SHIPPED: CountStore | None = None
+
+
+def _store(store: CountStore | None) -> CountStore:
+    """`store`, or the counts shipped with the package (read once)."""
+    global _SHIPPED
+    if store is not None:
+        return store
+    if _SHIPPED is None:
+        _SHIPPED = CountStore()
+    return _SHIPPED
+
 
 
 # ----------------------------------------------------------------------------- rows and output
@@ -284,16 +403,17 @@ def _row(preset, *, family, layers, width, heads, params, analytic, non_embeddin
 ONLY = ("lm", "vision", "cnn")
 
 
-def rows(only: str | None = None) -> Iterable[dict[str, Any]]:
-    """Table rows: every preset, or one group of ONLY ('vision' = ViTs and CNNs)."""
+def rows(only: str | None = None, store: CountStore | None = None) -> Iterable[dict[str, Any]]:
+    """Table rows: every preset, or one group of ONLY ('vision' = ViTs and CNNs). Traced
+    counts come from `store` (default: the stored counts, traced where out of date)."""
     if only is not None and only not in ONLY:
         raise ValueError(f"tables: only={only!r}; valid choices: {list(ONLY)} or None (all)")
     if only in (None, "lm"):
-        yield from (lm_row(p) for p in P.LANGUAGE_MODELS)
+        yield from (lm_row(p, store) for p in P.LANGUAGE_MODELS)
     if only in (None, "vision"):
-        yield from (vision_row(p) for p in P.VIT_MODELS)
+        yield from (vision_row(p, store) for p in P.VIT_MODELS)
     if only in (None, "vision", "cnn"):
-        yield from (cnn_row(p) for p in P.CNN_MODELS)
+        yield from (cnn_row(p, store) for p in P.CNN_MODELS)
 
 
 def _si(x: float | None, digits: int = 3) -> str:
@@ -400,11 +520,22 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--only", choices=ONLY, default=None,
                         help="only the language models, the vision models (ViTs and CNNs) "
                              "or the CNNs")
+    parser.add_argument("--recount", action="store_true",
+                        help="trace every model instead of reading the stored counts (~30 s)")
+    parser.add_argument("--write-counts", action="store_true",
+                        help=f"store the traced counts in {COUNTS_FILE.name} (after a model change)")
     args = parser.parse_args(argv)
-    table = list(rows(args.only))
+    store = CountStore(recount=args.recount)
+    table = list(rows(args.only, store))
     if args.format == "json":
         for r in table:
             print(json.dumps(r))
     else:
         print(format_table(table))
+    if args.write_counts:
+        store.write()
+        print(f"tables: {len(store.traced)} traced counts written to {store.path}", file=sys.stderr)
+    elif store.stale():
+        print(f"tables: traced {len(store.stale())} models whose stored counts are out of date "
+              f"({', '.join(store.stale())}); `{WRITE_COMMAND}` stores them", file=sys.stderr)
     return 0
