@@ -26,6 +26,7 @@ After every trial the store (vision_jax/scaling/store.py) is rebuilt.
     vision-jax sweep --config=configs/scaling/demo.py --sweepdir=... --dry-run
     vision-jax sweep ... --only-index 3            # one trial (a SLURM array task)
     vision-jax sweep ... --processes 2             # trials as local subprocesses
+    vision-jax sweep ... --executor=ray            # trials as Ray tasks (RAY_ADDRESS or local)
     vision-jax sweep ... --analyse-only            # rebuild the store, refit and replot
     vision-jax sweep ... --list                    # INDEX<tab>done|todo<tab>NAME per trial
 """
@@ -279,42 +280,137 @@ def use_compile_cache(directory: str) -> None:
     The trials of a sweep (and the runs of a lottery) mostly compile the same
     programs: every seed, data size, label-noise level or pruning mask gives
     the same shapes. With the cache, the second trial's seconds of XLA become
-    a file lookup. Subprocess trials inherit it through the environment.
+    a file lookup. Every program is cached, not only those that took JAX's
+    default second to compile: on a CPU the state's initialiser, the eval
+    step and the small jits around them each compile in well under a second,
+    and together they are most of a small trial's start-up (docs/BENCH.md).
+    Subprocess trials inherit all of it through the environment.
     """
     import jax
 
     if not jax.config.jax_compilation_cache_dir:
         jax.config.update("jax_compilation_cache_dir", directory)
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", jax.config.jax_compilation_cache_dir)
+    # -1: no size floor (0 would let JAX pick one for the file system).
+    for flag, value in (("jax_persistent_cache_min_compile_time_secs", 0.0),
+                        ("jax_persistent_cache_min_entry_size_bytes", -1)):
+        if flag.upper() not in os.environ:  # a value the user chose wins
+            jax.config.update(flag, value)
+            os.environ[flag.upper()] = str(value)
 
 
-def _run_subprocess(sweep: ConfigDict, trial: Trial, workdir: str,
-                    timeout: float | None) -> None:
-    """`vision-jax train` on the trial, its output in <workdir>/train.log."""
-    cmd = [sys.executable, "-m", "vision_jax.cli", "train", f"--config={base_spec(sweep)}",
-           f"--workdir={workdir}", *(f"--config.{o}" for o in trial.overrides)]
+def _train_command(sweep: ConfigDict, trial: Trial, workdir: str) -> list[str]:
+    """The `vision-jax train` arguments of a trial (without the interpreter)."""
+    path, sep, arg = base_spec(sweep).partition(":")
+    return ["-m", "vision_jax.cli", "train", f"--config={os.path.abspath(path)}{sep}{arg}",
+            f"--workdir={workdir}", *(f"--config.{o}" for o in trial.overrides)]
+
+
+class TrialKilled(RuntimeError):
+    """A trial's process ended by a signal (preemption, the OOM killer, SIGKILL):
+    the Ray executor retries these; a trial that exits with an error is not retried."""
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the kernel kills the trial when the process that started it dies
+    (Linux PR_SET_PDEATHSIG), so a Ray worker lost mid-trial leaves no orphan
+    writing into the workdir that the retry resumes from."""
+    import ctypes
+    import signal
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+
+
+def _run_subprocess(sweep: ConfigDict | None, trial: Trial | None, workdir: str,
+                    timeout: float | None, *, args: Sequence[str] = (),
+                    env: Mapping[str, str] | None = None,
+                    die_with_parent: bool = False) -> None:
+    """`vision-jax train` on the trial, its output appended to <workdir>/train.log.
+
+    `args` replaces the command built from (sweep, trial) when the caller
+    built it elsewhere (the Ray driver); `env` adds environment variables."""
+    cmd = [sys.executable, *(args or _train_command(sweep, trial, workdir))]
     with open(os.path.join(workdir, "train.log"), "a") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
+                              env={**os.environ, **env} if env else None,
+                              preexec_fn=_die_with_parent if die_with_parent else None)
     if proc.returncode != 0:
-        raise RuntimeError(f"`{' '.join(cmd[2:4])} ...` exited {proc.returncode}; "
-                           f"see {os.path.join(workdir, 'train.log')}")
+        error = TrialKilled if proc.returncode < 0 else RuntimeError
+        raise error(f"`{' '.join(cmd[2:4])} ...` exited {proc.returncode}; "
+                    f"see {os.path.join(workdir, 'train.log')}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RayOptions:
+    """Resources and retries of each trial as a Ray task (see `_run_ray`)."""
+    address: str | None = None  # None: $RAY_ADDRESS, else a local instance
+    cpus: float = 1.0
+    gpus: float = 0.0
+    tpus: float = 0.0
+    max_retries: int = 3
+
+
+def _run_ray(sweep: ConfigDict, todo: list[tuple[Trial, ConfigDict, str]],
+             finish: Callable[[Trial, BaseException | None], None], options: RayOptions,
+             trial_timeout: float | None) -> None:
+    """Each trial as one Ray task running `vision-jax train` (`_run_subprocess`).
+
+    A task asks for `options.cpus` CPUs, `options.gpus` GPUs and `options.tpus`
+    of the 'TPU' resource that Ray's TPU hosts advertise. Ray retries a task up
+    to `options.max_retries` times when its worker or node dies and when the
+    trial's process was killed by a signal (`TrialKilled`); each retry resumes
+    from the trial's own checkpoints in its workdir. Trials that fail with an
+    error are not retried. The driver writes the store as trials finish, as
+    the local executor does, so the sweep directory must be one path that the
+    driver and every worker see (shared storage on a cluster).
+    """
+    try:
+        import ray
+    except ImportError:
+        raise SweepError("--executor=ray needs Ray: pip install 'vision_jax[ray]'") from None
+    started = not ray.is_initialized()
+    if started:  # address None: Ray reads $RAY_ADDRESS, else starts a local instance
+        ray.init(address=options.address, log_to_driver=False)
+    resources = {"TPU": options.tpus} if options.tpus else None
+    task = ray.remote(_run_subprocess).options(
+        num_cpus=options.cpus, num_gpus=options.gpus, resources=resources,
+        max_retries=options.max_retries, retry_exceptions=[TrialKilled])
+    # The command is built here, with absolute paths: a worker's cwd is not ours.
+    env = {k: os.environ[k] for k in ("JAX_COMPILATION_CACHE_DIR",) if k in os.environ}
+    pending = {task.remote(None, None, os.path.abspath(w), trial_timeout, env=env,
+                           args=_train_command(sweep, t, os.path.abspath(w)),
+                           die_with_parent=sys.platform.startswith("linux")): t
+               for t, _, w in todo}
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            trial = pending.pop(done[0])
+            try:
+                ray.get(done[0])
+                error = None
+            except Exception as e:  # noqa: BLE001 - one bad trial must not stop the sweep
+                error = e
+            finish(trial, error)
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def run(sweep: ConfigDict, sweepdir: str, trials: Sequence[Trial], *, sweep_spec: str = "",
         processes: int = 0, trial_timeout: float | None = None,
-        progress: bool = True) -> dict[str, list[str]]:
+        progress: bool = True, ray: RayOptions | None = None) -> dict[str, list[str]]:
     """Runs the unfinished `trials`; returns {'ran', 'skipped', 'failed'} trial names.
 
     processes=0 trains in this process, one trial after another; N > 0 runs
     up to N `vision-jax train` subprocesses at a time (each its own JAX
-    runtime, so a crash or timeout only loses that trial). A failed trial is
-    reported and the others go on.
+    runtime, so a crash or timeout only loses that trial); `ray` runs each as
+    a Ray task instead (`_run_ray`). A failed trial is reported and the
+    others go on.
     """
     from tqdm.auto import tqdm
     from vision_jax import tasks
 
-    if trial_timeout and not processes:
-        raise SweepError("--trial-timeout needs --processes N >= 1: a trial running in this "
+    if trial_timeout and not (processes or ray):
+        raise SweepError("--trial-timeout needs --processes N >= 1 or --executor=ray: a trial running in this "
                          "process cannot be stopped safely")
     outcome: dict[str, list[str]] = {"ran": [], "skipped": [], "failed": []}
     todo = []
@@ -343,7 +439,9 @@ def run(sweep: ConfigDict, sweepdir: str, trials: Sequence[Trial], *, sweep_spec
         store.write(sweepdir)
         bar.update(1)
 
-    if processes:
+    if ray is not None:
+        _run_ray(sweep, todo, finish, ray, trial_timeout)
+    elif processes:
         with concurrent.futures.ThreadPoolExecutor(processes) as pool:
             futures = {pool.submit(_run_subprocess, sweep, t, w, trial_timeout): t
                        for t, _, w in todo}
@@ -568,8 +666,20 @@ def _add_flags(parser: argparse.ArgumentParser) -> None:
                         help="run trials as up to N local `vision-jax train` subprocesses "
                              "(default 0: in this process, one after another)")
     parser.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
-                        help="stop a trial after this long (needs --processes); it resumes "
-                             "from its last checkpoint on the next call")
+                        help="stop a trial after this long (needs --processes or "
+                             "--executor=ray); it resumes from its last checkpoint on the "
+                             "next call")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="local: in this process or --processes N subprocesses; ray: each "
+                             "trial a Ray task (docs/SCALING.md, 'Sweeps on a Ray cluster')")
+    parser.add_argument("--ray-address", default=None,
+                        help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray CPUs per trial")
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0, help="Ray GPUs per trial")
+    parser.add_argument("--tpus-per-trial", type=float, default=0.0,
+                        help="Ray 'TPU' resource (chips of one host) per trial")
+    parser.add_argument("--max-retries", type=int, default=3,
+                        help="Ray: retries of a trial whose worker, node or process was lost")
     parser.add_argument("--analyse-only", action="store_true",
                         help="only rebuild the results, fits and plots from finished trials")
     parser.add_argument("--no-analysis", action="store_true",
@@ -618,8 +728,15 @@ def main(argv: list[str]) -> int:
         else:
             start = time.perf_counter()
             use_compile_cache(os.path.join(args.sweepdir, "jax_cache"))
+            ray = None
+            if args.executor == "ray":
+                if args.processes:
+                    raise SweepError("--processes is for the local executor; with "
+                                     "--executor=ray, Ray's resources decide how many run")
+                ray = RayOptions(args.ray_address, args.cpus_per_trial, args.gpus_per_trial,
+                                 args.tpus_per_trial, args.max_retries)
             outcome = run(sweep, args.sweepdir, trials, sweep_spec=command_spec(args),
-                          processes=args.processes, trial_timeout=args.trial_timeout)
+                          processes=args.processes, trial_timeout=args.trial_timeout, ray=ray)
             print(f"[sweep] {len(outcome['ran'])} trial(s) ran, {len(outcome['skipped'])} "
                   f"already finished, {len(outcome['failed'])} failed, in "
                   f"{time.perf_counter() - start:.0f}s; results in "
