@@ -462,3 +462,22 @@ def test_cnn_json_and_text(table, capsys, monkeypatch):
     assert "LeNet-5 [" in text and "ViT-B/16 [" in text
     with pytest.raises(ValueError, match="valid choices"):
         list(tables.rows("resnets"))
+
+
+# ----------------------------------------------------------------------------- generated docs
+
+def test_generated_blocks_equal_what_the_commands_print():
+    from vision_jax.scaling import readme
+    texts = {p.name: p.read_text() for p in readme.documents()}
+    assert {"README.md", "SCALING.md"} <= set(texts)
+    assert sum(t.count("<!-- generated: vision-jax") for t in texts.values()) >= 4
+    for name, text in texts.items():
+        _, changed = readme.regenerate(text)
+        assert not changed, (f"{name}: {[spec for _, spec, _, _ in changed]} differ from what "
+                             "the commands print; `python -m vision_jax.scaling.readme --write`")
+    # A stale figure is found, and regenerating puts back what the command prints.
+    stale = "<!-- generated: vision-jax plan --format json | mfu -->\nGopher 280B 33.9%.\n" \
+            "<!-- end generated -->\n"
+    fixed, changed = readme.regenerate("intro\n" + stale)
+    assert [(line, spec) for line, spec, _, _ in changed] == [(2, "vision-jax plan --format json | mfu")]
+    assert "33.9%" not in fixed and "Gopher 280B" in fixed and not readme.regenerate(fixed)[1]
