@@ -48,6 +48,10 @@ def base_config() -> ConfigDict:
         name="shapes", data_dir=ml_collections.FieldReference(None, field_type=str),
         train_split="train", eval_split="test", num_train_examples=-1,
         image_size=32, image_key="image", label_key="label", worker_count=0,
+        # 'auto': small splits are read once into memory and augmented per batch
+        # by jitted ops (vision_jax/data/memory.py), the rest through Grain;
+        # True/False force either (True still falls back for what it lacks).
+        in_memory=ml_collections.FieldReference("auto", field_type=object),
         label_noise=0.0,  # fraction of training labels redrawn at random (Zhang et al. 2017)
         label_noise_seed=0,
         shapes=dict(resolution=32, max_objects=3, train_size=50_000, test_size=10_000,

@@ -24,6 +24,7 @@ iterator's state is the index of its next batch: resumption is exact.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import shlex
@@ -34,7 +35,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import flags
 
-from vision_jax.data import augment, digits, moving_shapes, shapes
+from vision_jax.data import augment, digits, memory, moving_shapes, shapes
 
 DEFAULT_DATA_DIR = os.environ.get("VISION_JAX_DATA_DIR") or os.path.expanduser(
     "~/.cache/vision_jax/tensorflow_datasets")
@@ -51,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "image_key": "image",
     "label_key": "label",
     "worker_count": 0,
+    "in_memory": "auto",
     "label_noise": 0.0,
     "label_noise_seed": 0,
     "shapes": {},
@@ -58,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "augment": {},
 }
 _ARRAY_RECORD = "array_record"
+log = logging.getLogger("vision_jax")
 
 
 class DatasetNotFoundError(ValueError):
@@ -488,6 +491,71 @@ def _iterable(ds: grain.MapDataset, data_cfg: Mapping) -> grain.IterDataset:
 
 
 # ---------------------------------------------------------------------------
+# The in-memory path (memory.py) for splits that fit.
+
+
+def _in_memory_mode(data_cfg: Mapping):
+    """data.in_memory as 'auto', True or False (strings from the command line too)."""
+    mode = _get(data_cfg, "in_memory")
+    text = str(mode).strip().lower()
+    if text in ("auto", "true", "false"):
+        return {"auto": "auto", "true": True, "false": False}[text]
+    raise ValueError(f"data.in_memory={mode!r} must be 'auto', True or False")
+
+
+def _use_memory(data_cfg: Mapping, info: DatasetInfo, size: int, why_not: str | None) -> bool:
+    """Whether to read a split of `size` examples through memory.py.
+
+    'auto' loads it when its images fit memory.AUTO_MAX_BYTES; True loads it
+    whatever its size. Either falls back to Grain, saying why, for what the
+    in-memory path does not support (`why_not`).
+    """
+    mode = _in_memory_mode(data_cfg)
+    if mode is False:
+        return False
+    if why_not is not None:
+        (log.warning if mode is True else log.info)(
+            "data.in_memory=%s: %s; reading %r through the Grain pipeline", mode, why_not,
+            info.name)
+        return False
+    nbytes = memory.split_bytes(size, info.image_shape)
+    if mode == "auto" and nbytes > memory.AUTO_MAX_BYTES:
+        log.info("data.in_memory=auto: %r is %.2f GB at its image size, over the %.2f GB "
+                 "limit; reading it through the Grain pipeline", info.name, nbytes / 1e9,
+                 memory.AUTO_MAX_BYTES / 1e9)
+        return False
+    return True
+
+
+# Loaded splits, most recent last: eval reads its split once per process, not
+# once per evaluation.
+_LOADED: dict = {}
+_MAX_LOADED = 4
+
+
+def _memory_split(data_cfg: Mapping, split: str, source, size: int, keys: _Keys,
+                  info: DatasetInfo, noise: "_NoisyLabel | None") -> memory.Split:
+    key = (_data_dir(data_cfg), info.name, repr(dict(_get(data_cfg, "shapes"))),
+           repr(dict(_get(data_cfg, "moving_shapes"))), split, size, keys,
+           info.image_shape, noise)
+    if key not in _LOADED:
+        while len(_LOADED) >= _MAX_LOADED:
+            _LOADED.pop(next(iter(_LOADED)))
+        read = lambda features: (*keys.read(features), keys.read_extra(features))  # noqa: E731
+        _LOADED[key] = memory.load(source, size, read, info.image_shape[-2], noise=noise)
+    return _LOADED[key]
+
+
+def _train_noise(data_cfg: Mapping, keys: _Keys, info: DatasetInfo,
+                 size: int) -> "_NoisyLabel | None":
+    """The label noise of the train split (None when off)."""
+    if _label_noise(data_cfg) <= 0:
+        return None
+    return _NoisyLabel(keys.label, _label_noise(data_cfg), info.num_classes,
+                       int(_get(data_cfg, "label_noise_seed")), size)
+
+
+# ---------------------------------------------------------------------------
 # Public entry points.
 
 
@@ -514,10 +582,21 @@ def make_train_iterator(data_cfg: Mapping, *, global_batch_size: int, seed: int,
     keys = _Keys(_get(data_cfg, "image_key"), _get(data_cfg, "label_key"),
                  _extra_keys(extra_keys))
 
+    noise = _train_noise(data_cfg, keys, info, size)
+    why_not = memory.unsupported(cfg, info.image_shape, keys.extra, views, DENSE_FEATURES)
+    if _use_memory(data_cfg, info, size, why_not):
+        if len(info.image_shape) == 4:
+            _check_clip_augment(cfg)
+        return memory.TrainIterator(
+            _memory_split(data_cfg, _get(data_cfg, "train_split"), source, size, keys, info,
+                          noise),
+            local_batch=local, seed=seed, process_index=process_index,
+            process_count=process_count, cfg=cfg, augment_seed=augment_seed,
+            mix_seed=mix_seed, num_classes=info.num_classes)
+
     ds = grain.MapDataset.source(source)[:size]
-    if _label_noise(data_cfg) > 0:
-        ds = ds.map_with_index(_NoisyLabel(keys.label, _label_noise(data_cfg), info.num_classes,
-                                           int(_get(data_cfg, "label_noise_seed")), size))
+    if noise is not None:
+        ds = ds.map_with_index(noise)
     ds = ds.shuffle(seed=seed).repeat()  # grain reshuffles epoch e with seed + e
     if views is not None:
         if cfg.mixes:
@@ -554,10 +633,15 @@ def make_eval_batches(data_cfg: Mapping, *, split: str, global_batch_size: int,
     keys = _Keys(_get(data_cfg, "image_key"), _get(data_cfg, "label_key"),
                  _extra_keys(extra_keys))
     padded = math.ceil(size / global_batch_size) * global_batch_size
-    noise = None
-    if split == _get(data_cfg, "train_split") and _label_noise(data_cfg) > 0:
-        noise = _NoisyLabel(keys.label, _label_noise(data_cfg), info.num_classes,
-                            int(_get(data_cfg, "label_noise_seed")), size)
+    noise = _train_noise(data_cfg, keys, info, size) if split == _get(
+        data_cfg, "train_split") else None
+    why_not = None if views is None else "eval views (ssl.views) run on Grain"
+    if _use_memory(data_cfg, info, size, why_not):
+        return memory.EvalBatches(
+            _memory_split(data_cfg, split, source, size, keys, info, noise),
+            global_batch=global_batch_size, process_index=process_index,
+            process_count=process_count,
+            num_classes=info.num_classes if _augment_config(data_cfg).mixes else None)
 
     ds = grain.MapDataset.range(padded).map(
         _EvalExample(source, size, keys, info.image_shape, noise))
