@@ -120,6 +120,10 @@ def base_config() -> ConfigDict:
     c.stop_on_nan = True
     c.progress_bar = True
     c.transfer_guard = "disallow"
+    # Energy per run (vision_jax/energy.py): the grid's carbon intensity for the
+    # summary's CO2e; None is the world average that energy.GRID_SOURCE cites.
+    c.energy = ConfigDict(dict(
+        grid_gco2_per_kwh=ml_collections.FieldReference(None, field_type=float)))
     return c
 
 

@@ -44,7 +44,7 @@ from ml_collections import ConfigDict
 from vision_jax import checkpoint as ckpt_lib
 from vision_jax import config as config_lib
 from vision_jax import data as data_lib
-from vision_jax import distributed, flops, metrics as metrics_lib, optim, prune, sharding, tasks
+from vision_jax import distributed, energy, flops, metrics as metrics_lib, optim, prune, sharding, tasks
 
 log = logging.getLogger("vision_jax")
 
@@ -394,6 +394,10 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
             say(f"pruning mask {config.prune.mask}: {100 * prune.mask_density(mask)['all']:.2f}% "
                 f"of the kernels' weights remain")
     start_step = int(jax.device_get(state.step))
+    # Energy of this run (vision_jax/energy.py), plus what its checkpoint carried.
+    meter = energy.Meter(jax.default_backend(), devices[0].device_kind, len(devices),
+                         previous_joules=meta.get("energy_joules", 0.0),
+                         grid_gco2_per_kwh=config.get("energy", {}).get("grid_gco2_per_kwh"))
 
     writer = metrics_lib.MetricWriter(workdir, active=is_main)
     writer.truncate_after(start_step)
@@ -463,7 +467,8 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
                     last_good = step
                     meta = {"examples_seen": step * config.batch_size,
                             "train_flops": step * config.batch_size * fl["train"],
-                            "wall_seconds": time.perf_counter() - wall_start}
+                            "wall_seconds": time.perf_counter() - wall_start,
+                            "energy_joules": meter.joules()}
                     with jax.transfer_guard("allow"):
                         ckpt.save(step, state, data_state, meta)
                 if eval_every and step % eval_every == 0 and step != n_steps:
@@ -497,6 +502,7 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
         "devices": len(devices), "device_kind": jax.devices()[0].device_kind,
         "wall_seconds": wall, "compile_seconds": compile_s,
         "sparsity": sparsity,  # fraction of the kernels' weights that are zero
+        "energy": meter.read(),  # joules, kWh, source (nvml|rapl|estimated), CO2e
     }
     if is_main:
         with open(os.path.join(workdir, "summary.json"), "w") as f:
@@ -531,6 +537,8 @@ def _print_summary(s: dict) -> None:
         f"  throughput         {s['examples_per_second']:,.0f} examples/s on "
         f"{s['devices']} x {s['device_kind']}",
         f"  MFU                {mfu}",
+        f"  energy             {s['energy']['kwh']:.3g} kWh ({s['energy']['source']}), "
+        f"{1000 * s['energy']['co2e_kg']:.3g} g CO2e",
     ]), flush=True)
 
 
