@@ -16,7 +16,8 @@ s b h (10 + 24/t + 5 a s / (h t)) bytes with 16-bit activations; with full
 rematerialisation only each layer's 16-bit input (2 s b h) is kept, plus one
 layer's working set during recomputation. The fp32 logits add 4 s b V / t.
 
-    vision-jax plan                                   # published runs vs estimates
+    vision-jax plan                                   # published runs vs estimates, with cost
+    vision-jax plan --prices                          # $/chip-hour and peak GFLOP per $ by chip
     vision-jax plan --model "GPT-3 175B" --tokens 300e9 --chip H100 --chips 1024
     vision-jax plan --params 7e9 --tokens 1.4e12 --chip TPUv5p --chips 256 \\
         --layers 32 --width 4096 --heads 32 --seq-len 4096 --fsdp 256
@@ -122,6 +123,8 @@ def reconcile(mfu: float = DEFAULT_MFU) -> list[dict[str, Any]]:
             "tokens": None, "train_flops": None, "train_flops_6nd": None,
             "estimated_days": None, "mfu_to_match": None, "published_mfu": tr.published_mfu,
             "estimated_days_at_published_mfu": None, "default_mfu": mfu,
+            "usd_per_chip_hour": chip.usd_per_chip_hour, "chip_hours": None, "usd": None,
+            "usd_basis": None,
         }
         if tr.phases:
             flops, tokens = _preset_flops(preset)
@@ -134,8 +137,37 @@ def reconcile(mfu: float = DEFAULT_MFU) -> list[dict[str, Any]]:
                 if tr.published_mfu:
                     row["estimated_days_at_published_mfu"] = wall_clock_seconds(
                         flops, chip, tr.chips, tr.published_mfu) / DAY
+        row.update(run_cost(row, chip))
         rows.append(row)
     return rows
+
+
+def run_cost(row: dict[str, Any], chip: hardware.Chip) -> dict[str, Any]:
+    """Chip-hours of a published run and their on-demand price today.
+
+    The published time when there is one, else the estimate at the published
+    MFU, else at the default MFU ('usd_basis' says which); None without a
+    chip count, a time or a current price for the chip."""
+    days, basis = row["published_days"], "published"
+    if days is None:
+        days = row["estimated_days_at_published_mfu"] or row["estimated_days"]
+        basis = "estimated"
+    if not (row["chips"] and days):
+        return {}
+    chip_hours = row["chips"] * days * 24
+    if not chip.usd_per_chip_hour:
+        return {"chip_hours": chip_hours}
+    return {"chip_hours": chip_hours, "usd": chip_hours * chip.usd_per_chip_hour,
+            "usd_basis": basis}
+
+
+def _usd(x: float | None) -> str:
+    if x is None:
+        return "-"
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if x >= scale:
+            return f"${x / scale:.3g}{suffix}"
+    return f"${x:.3g}"
 
 
 def _fmt(x, spec):
@@ -144,7 +176,7 @@ def _fmt(x, spec):
 
 def format_reconcile(rows: list[dict[str, Any]]) -> str:
     header = ("model", "hardware", "tokens", "train FLOPs", "6ND", "published", f"est.@MFU {rows[0]['default_mfu']:.0%}",
-              "MFU to match")
+              "MFU to match", "$ on-demand")
     body = []
     for r in rows:
         hw = f"{r['chips'] or '?'}x {r['chip']}"
@@ -152,17 +184,44 @@ def format_reconcile(rows: list[dict[str, Any]]) -> str:
         est = "-" if r["estimated_days"] is None else f"{r['estimated_days']:.3g} d"
         if r["estimated_days_at_published_mfu"] is not None:
             est += f" ({r['estimated_days_at_published_mfu']:.3g} d @ {r['published_mfu']:.1%})"
+        usd = _usd(r["usd"]) + (" (est.)" if r["usd_basis"] == "estimated" else "")
         body.append((r["name"], hw, _fmt(r["tokens"], ".3g"), _fmt(r["train_flops"], ".3e"),
-                     _fmt(r["train_flops_6nd"], ".3e"), pub, est, _fmt(r["mfu_to_match"], ".1%")))
+                     _fmt(r["train_flops_6nd"], ".3e"), pub, est, _fmt(r["mfu_to_match"], ".1%"),
+                     usd))
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
     fmt = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w)  # noqa: E731
                                   for i, (c, w) in enumerate(zip(cells, widths)))
     lines = [fmt(header), "  ".join("-" * w for w in widths), *map(fmt, body), ""]
     lines.append("Train FLOPs: analytic (3 x forward matmuls, attention included) over the token "
                  "counts below; 6ND uses total parameters. Peaks: vision_jax.scaling.hardware.")
+    lines.append("$ on-demand: chips x published days (est.: the estimate, at the published MFU "
+                 "where there is one) x 24 h x today's on-demand $/chip-hour (`vision-jax plan "
+                 "--prices`); GPUs without their host VM; no discounts.")
     for r in rows:
         lines.append(f"  {r['name']}: tokens: {r['tokens_source']}; time: {r['time_source']}")
     return "\n".join(lines)
+
+
+def prices() -> list[dict[str, Any]]:
+    """The chips of hardware.py by year: peak FLOP/s, on-demand $/chip-hour and
+    peak GFLOP per dollar (the price-performance trend of accelerators)."""
+    chips = sorted(hardware.CHIPS.values(), key=lambda c: (c.year or 0, c.peak_flops))
+    return [{"chip": c.name, "year": c.year, "peak_tflops": c.peak_flops / 1e12,
+             "usd_per_chip_hour": c.usd_per_chip_hour, "gflop_per_usd": c.gflop_per_usd,
+             "note": c.price_note} for c in chips]
+
+
+def format_prices(rows: list[dict[str, Any]]) -> str:
+    header = ("chip", "year", "peak TFLOP/s", "$/chip-hour", "peak GFLOP/$", "note")
+    body = [(r["chip"], str(r["year"] or "-"), f"{r['peak_tflops']:g}",
+             "-" if r["usd_per_chip_hour"] is None else f"{r['usd_per_chip_hour']:.2f}",
+             _fmt(r["gflop_per_usd"], ",.0f"), r["note"] or "") for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
+    fmt = lambda cells: "  ".join(  # noqa: E731
+        c.ljust(w) if i in (0, 5) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([fmt(header).rstrip(), "  ".join("-" * w for w in widths),
+                      *(fmt(b).rstrip() for b in body), "",
+                      "Peak: dense 16-bit FLOP/s per chip. Prices: " + hardware.PRICE_SOURCE + "."])
 
 
 def plan_one(args) -> dict[str, Any]:
@@ -234,7 +293,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--tensor", type=int, default=1)
     parser.add_argument("--param-bytes", type=int, default=4, choices=(2, 4))
     parser.add_argument("--remat", action="store_true", help="full rematerialisation")
+    parser.add_argument("--prices", action="store_true",
+                        help="on-demand $/chip-hour and peak GFLOP per $ of every chip")
     args = parser.parse_args(argv)
+    if args.prices:
+        rows = prices()
+        print("\n".join(map(json.dumps, rows)) if args.format == "json" else format_prices(rows))
+        return 0
     if args.model is None and args.params is None:
         rows = reconcile(args.mfu)
         if args.format == "json":
