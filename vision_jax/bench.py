@@ -97,6 +97,13 @@ def trace_summary(profile_dir: str, top: int = 15) -> list[tuple[str, float]]:
     return sorted(totals.items(), key=lambda kv: -kv[1])[:top]
 
 
+def synthetic_info(config, num_classes: int, image_size: int) -> data.DatasetInfo:
+    """A dataset of the config's image shape that nothing reads or generates."""
+    return data.DatasetInfo(name="synthetic", num_classes=num_classes,
+                            image_shape=(image_size, image_size, 3),
+                            split_sizes={config.data.train_split: 1_000_000})
+
+
 def _setup(config, num_classes: int, image_size: int | None):
     distributed.maybe_initialize()
     config_lib.validate(config, num_devices=jax.device_count(),
@@ -104,11 +111,7 @@ def _setup(config, num_classes: int, image_size: int | None):
     size = image_size or config.data.image_size
     mesh = sharding.make_mesh(dict(config.mesh))
     rules = sharding.rules_from_config(config.logical_rules)
-    # Synthetic data of the config's shape: nothing is read or generated.
-    info = data.DatasetInfo(name="synthetic", num_classes=num_classes,
-                            image_shape=(size, size, 3),
-                            split_sizes={config.data.train_split: 1_000_000})
-    run = train.setup(config, mesh, rules, info=info)
+    run = train.setup(config, mesh, rules, info=synthetic_info(config, num_classes, size))
     state = train.init_state(run.init_fn, run.shardings, config.seed)
     return run, mesh, rules, state, size
 

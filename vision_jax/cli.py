@@ -15,6 +15,8 @@ SUBCOMMANDS = {
     "train": ("vision_jax.train", "cli_main", "train a config (resumes by itself in its workdir)"),
     "eval": ("vision_jax.train", "eval_cli_main", "evaluate the latest checkpoint of a workdir"),
     "bench": ("vision_jax.bench", "cli_main", "time the real train step on synthetic data"),
+    "compile": ("vision_jax.aot", "cli_main",
+                "AOT-compile the train step for a TPU slice: memory, flops, collectives"),
     "datasets": ("vision_jax.data.cli", "main", "list or prepare the built-in datasets"),
     "tables": ("vision_jax.scaling.tables", "main", "parameter/FLOP tables of the published models"),
     "plan": ("vision_jax.scaling.planner", "main", "training time and memory estimates"),

@@ -238,10 +238,14 @@ def setup(config: ConfigDict, mesh=None, rules=None, *, info=None) -> Setup:
     return Setup(config, info, budget, task, tx, schedule, init_fn, abstract, shardings)
 
 
+def init_state_fn(init_fn, shardings):
+    """The jitted initialiser: an RNG key -> the state, created in its shardings."""
+    return jax.jit(lambda r: nn.unbox(init_fn(r)), out_shardings=shardings)
+
+
 def init_state(init_fn, shardings, seed: int) -> TrainState:
     """Creates the state directly in its shardings: full parameters never land on one device."""
-    return jax.jit(lambda r: nn.unbox(init_fn(r)), out_shardings=shardings)(
-        jax.random.PRNGKey(seed))
+    return init_state_fn(init_fn, shardings)(jax.random.PRNGKey(seed))
 
 
 def install_mask(state: TrainState, mask, shardings) -> TrainState:
