@@ -4,7 +4,7 @@ that shrinks as FSDP grows, a model too big for a chip, and two slices over DCN.
 
 import pytest
 
-from vision_jax import aot, config as config_lib
+from vision_jax import aot, config as config_lib, sharding
 
 from helpers import config_path
 
@@ -73,15 +73,15 @@ def test_a_model_too_big_for_one_chip_is_reported_as_not_fitting(capsys):
 def test_two_slices_put_data_parallelism_across_dcn():
     devices = aot.topology_devices("v5e:2x2", num_slices=2)
     assert len(devices) == 8 and {d.slice_index for d in devices} == {0, 1}
-    mesh = aot.make_mesh({"data": 2, "fsdp": 4, "tensor": 1}, devices, num_slices=2)
+    mesh = sharding.make_mesh({"data": 2, "fsdp": 4, "tensor": 1}, devices)
     # The data axis spans the slices; each fsdp row lives inside one slice.
     for row in mesh.devices.reshape(2, 4):
         assert len({d.slice_index for d in row}) == 1
-    r = aot.compile_config(_config("mesh.data=2", "mesh.fsdp=4"), devices, num_slices=2,
-                           num_classes=10, compile_init=False)
+    r = aot.compile_config(_config("mesh.data=2", "mesh.fsdp=4"), devices, num_classes=10,
+                           compile_init=False)
     assert r["fits"] and r["num_slices"] == 2 and r["mesh"] == {"data": 2, "fsdp": 4, "tensor": 1}
-    with pytest.raises(config_lib.ConfigError, match="multiple of --num-slices"):
-        aot.make_mesh({"data": 1, "fsdp": 8, "tensor": 1}, devices, num_slices=2)
+    with pytest.raises(ValueError, match="multiple of the 2 slices"):
+        sharding.make_mesh({"data": 1, "fsdp": 8, "tensor": 1}, devices)
 
 
 def test_hlo_collectives_counts_ops_and_bytes():

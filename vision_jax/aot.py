@@ -20,8 +20,8 @@ estimate first drops those that cannot fit, at most `--max-candidates` are
 compiled, and those that fit are ranked by collective bytes.
 `--num-slices=N` compiles for N slices joined by DCN, with data parallelism
 across slices through a hybrid mesh (`mesh_utils.create_hybrid_device_mesh`),
-the layout the trainer uses on real multi-slice pods
-(`config.mesh_dcn_data`).
+the mesh the trainer itself builds on real multi-slice pods
+(`sharding.make_mesh`).
 
     vision-jax compile --config=configs/vit.py:B/16 --topology=v5e:2x2 \\
         --config.mesh.fsdp=-1 --config.mesh.data=1
@@ -81,6 +81,10 @@ def topology_devices(topology: str, num_slices: int = 1) -> list:
     return list(desc.devices)
 
 
+def slice_count(devices: Sequence) -> int:
+    return len({getattr(d, "slice_index", 0) or 0 for d in devices})
+
+
 def libtpu_available() -> bool:
     return importlib.util.find_spec("libtpu") is not None
 
@@ -129,35 +133,16 @@ def _memory(compiled) -> dict[str, int]:
     return fields
 
 
-def make_mesh(mesh_cfg, devices: Sequence, num_slices: int = 1):
-    """The trainer's mesh over `devices`; with several slices, a hybrid mesh
-    whose data axis spans the slices (DCN) and whose other axes stay in one (ICI)."""
-    if num_slices == 1:
-        return sharding.make_mesh(mesh_cfg, devices=devices)
-    per_slice = len(devices) // num_slices
-    sizes = sharding.resolve_mesh_shape(mesh_cfg, len(devices))
-    if sizes["data"] % num_slices:
-        raise config_lib.ConfigError(
-            f"config.mesh={dict(mesh_cfg)}: the data axis ({sizes['data']}) must be a multiple "
-            f"of --num-slices={num_slices}, since data parallelism crosses the slices")
-    from jax.experimental import mesh_utils
-    ici = (sizes["data"] // num_slices, sizes["fsdp"], sizes["tensor"])
-    if math.prod(ici) != per_slice:
-        raise config_lib.ConfigError(f"mesh {sizes} does not tile {num_slices} slices of "
-                                     f"{per_slice} chips")
-    grid = mesh_utils.create_hybrid_device_mesh(ici, (num_slices, 1, 1), devices=devices)
-    auto = (jax.sharding.AxisType.Auto,) * len(sharding.MESH_AXES)
-    return jax.sharding.Mesh(grid, sharding.MESH_AXES, axis_types=auto)
-
-
-def compile_config(config, devices: Sequence, *, num_slices: int = 1,
-                   num_classes: int = 1000, image_size: int | None = None,
+def compile_config(config, devices: Sequence, *, num_classes: int = 1000, image_size: int | None = None,
                    compile_init: bool = True) -> dict:
     """AOT-compiles the config's init (unless not `compile_init`) and train step
     for `devices`; the report as a dict."""
     config_lib.validate(config, num_devices=len(devices), process_count=1)
+    if config.compute_dtype == "auto":  # 'auto' follows the backend: here TPU, not this CPU
+        config = config_lib.ConfigDict(config.to_dict())
+        config.compute_dtype = "bfloat16"
     size = image_size or config.data.image_size
-    mesh = make_mesh(dict(config.mesh), devices, num_slices)
+    mesh = sharding.make_mesh(dict(config.mesh), devices)
     rules = sharding.rules_from_config(config.logical_rules)
     run = train.setup(config, mesh, rules, info=synthetic_info(config, num_classes, size))
     batch_spec = sharding.batch_sharding(mesh, rules)
@@ -175,7 +160,7 @@ def compile_config(config, devices: Sequence, *, num_slices: int = 1,
     hbm = hbm_per_device(devices)
     report = {
         "device_kind": kind, "chip": chip.name if chip else None, "devices": len(devices),
-        "num_slices": num_slices, "mesh": dict(mesh.shape), "batch_size": config.batch_size,
+        "num_slices": slice_count(devices), "mesh": dict(mesh.shape), "batch_size": config.batch_size,
         "image_size": size, "params": flops.count_params(run.abstract.params),
         "hbm_per_device": hbm,
         "init_memory_per_device": _memory(init) if init is not None else None,
@@ -257,7 +242,7 @@ def estimate_bytes(config, mesh: dict[str, int], params: int, image_size: int) -
         **_transformer_dims(config, image_size))["total"]
 
 
-def search(config, devices: Sequence, *, num_slices: int = 1, max_candidates: int = 8,
+def search(config, devices: Sequence, *, max_candidates: int = 8,
            num_classes: int = 1000, image_size: int | None = None,
            progress=None) -> dict:
     """Compiles the most promising layouts; ranks those that fit by collective bytes."""
@@ -267,7 +252,7 @@ def search(config, devices: Sequence, *, num_slices: int = 1, max_candidates: in
     run = train.setup(config, None, None, info=synthetic_info(config, num_classes, size))
     params = flops.count_params(run.abstract.params)
     candidates = []
-    for mesh in mesh_candidates(len(devices), num_slices):
+    for mesh in mesh_candidates(len(devices), slice_count(devices)):
         if config.batch_size % (mesh["data"] * mesh["fsdp"]):
             continue
         est = estimate_bytes(config, mesh, params, size)
@@ -291,7 +276,7 @@ def search(config, devices: Sequence, *, num_slices: int = 1, max_candidates: in
         c = config_lib.ConfigDict(config.to_dict())
         c.mesh = dict(mesh)
         try:
-            r = compile_config(c, devices, num_slices=num_slices, num_classes=num_classes,
+            r = compile_config(c, devices, num_classes=num_classes,
                                image_size=image_size)
             r["estimate_bytes"] = est
         except Exception as e:  # a layout XLA rejects is a result, not a crash
@@ -356,7 +341,7 @@ def cli_main(argv: list[str]) -> int:
         if flags.num_slices < 1 or flags.max_candidates < 1:
             raise config_lib.ConfigError("--num-slices and --max-candidates must be >= 1")
         devices = topology_devices(flags.topology, flags.num_slices)
-        common = dict(num_slices=flags.num_slices, num_classes=flags.num_classes,
+        common = dict(num_classes=flags.num_classes,
                       image_size=flags.image_size)
         if flags.search:
             say = None if flags.json else (lambda r: print(
@@ -368,7 +353,7 @@ def cli_main(argv: list[str]) -> int:
                             progress=say, **common)
         else:
             result = compile_config(config, devices, **common)
-    except (config_lib.ConfigError, TopologyError) as e:
+    except (config_lib.ConfigError, TopologyError, ValueError) as e:
         print(f"vision-jax compile: error: {e}", file=sys.stderr)
         return 2
     if flags.json:

@@ -91,11 +91,27 @@ def resolve_mesh_shape(mesh_cfg: Mapping[str, int], num_devices: int) -> dict[st
 
 
 def make_mesh(mesh_cfg: Mapping[str, int], devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """A mesh with Auto axes (what Linen's logical partitioning expects)."""
+    """A mesh with Auto axes (what Linen's logical partitioning expects).
+
+    On several TPU slices (devices with different `slice_index`: a multi-slice
+    pod, or `vision-jax compile --num-slices`) the mesh is hybrid: the data
+    axis spans the slices, whose links (DCN) are slow, and fsdp/tensor stay
+    inside a slice (ICI).
+    """
     devices = list(jax.devices() if devices is None else devices)
     sizes = resolve_mesh_shape(mesh_cfg, len(devices))
     shape = tuple(sizes[a] for a in MESH_AXES)
     auto = (jax.sharding.AxisType.Auto,) * len(MESH_AXES)
+    slices = len({getattr(d, "slice_index", 0) or 0 for d in devices})
+    if slices > 1:
+        if sizes["data"] % slices:
+            raise ValueError(
+                f"config.mesh={dict(mesh_cfg)}: the data axis ({sizes['data']}) must be a "
+                f"multiple of the {slices} slices, since data parallelism crosses them")
+        from jax.experimental import mesh_utils
+        ici = (sizes["data"] // slices, sizes["fsdp"], sizes["tensor"])
+        grid = mesh_utils.create_hybrid_device_mesh(ici, (slices, 1, 1), devices=devices)
+        return Mesh(grid, MESH_AXES, axis_types=auto)
     if len(devices) == len(jax.devices()):
         return jax.make_mesh(shape, MESH_AXES, axis_types=auto)
     return Mesh(np.asarray(devices).reshape(shape), MESH_AXES, axis_types=auto)
