@@ -448,10 +448,12 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
             writer.write(step, "train", m)
             bar.set_postfix(loss=f"{m['loss']:.4f}", ex_s=f"{eps:,.0f}", refresh=False)
 
+    profiler = _Profiler(config.profile)
     try:
         batch = first
         with jax.transfer_guard(config.transfer_guard):
             for step in range(start_step + 1, n_steps + 1):
+                profiler.step(step, state)
                 state, m = compiled(state, batch)
                 ex_window += config.batch_size
                 if pending is not None:
@@ -487,6 +489,7 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
             final_eval = evaluate(state, eval_fn, run, mesh, rules, config.data.eval_split)
         writer.write(n_steps, "eval", final_eval)
     finally:
+        profiler.stop()
         bar.close()
         ckpt.close()
         writer.close()
@@ -513,6 +516,32 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
             json.dump(summary, f, indent=2)
         _print_summary(summary)
     return summary
+
+
+class _Profiler:
+    """Traces steps [first_step, first_step + steps) with jax.profiler when a dir is set."""
+
+    def __init__(self, cfg):
+        self.dir, self.first, self.last = cfg.dir, cfg.first_step, cfg.first_step + cfg.steps
+        self.active = False
+
+    def step(self, step: int, state) -> None:
+        if not self.dir:
+            return
+        if step == self.first:
+            jax.profiler.start_trace(self.dir, create_perfetto_trace=True)
+            self.active = True
+        elif step == self.last:
+            self.stop(state)
+
+    def stop(self, state=None) -> None:
+        if self.active:
+            jax.block_until_ready(state)
+            jax.profiler.stop_trace()
+            self.active = False
+            print(f"profile of steps {self.first}-{self.last - 1} written to {self.dir}")
+
+
 
 
 def _memory_summary(compiled) -> str:
@@ -553,7 +582,14 @@ def _print_summary(s: dict) -> None:
 def cli_main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING)
     try:
-        config, flags = config_lib.parse_config_args(argv, "vision-jax train")
+        def extra(parser):
+            parser.add_argument("--profile", default=None, metavar="DIR",
+                                help="write a jax.profiler trace of steps "
+                                     "config.profile.first_step.. (default 10-14) to DIR")
+
+        config, flags = config_lib.parse_config_args(argv, "vision-jax train", extra=extra)
+        if flags.profile:
+            config.profile.dir = flags.profile
         workdir = flags.workdir
         train(config, workdir)
     except (config_lib.ConfigError, data_lib.DatasetNotFoundError,
