@@ -44,3 +44,15 @@ def test_padded_attention_equals_attention_on_odd_lengths():
         lambda q: jax.nn.dot_product_attention(q, k, v),
         lambda q: attend_padded(q, k, v, None, None))]
     np.testing.assert_allclose(grads[1], grads[0], atol=1e-5)
+
+
+def test_train_profiles_the_steps_it_is_asked_for(tmp_path):
+    from vision_jax import train
+    from helpers import tiny_config
+    config = tiny_config("default.py", str(tmp_path / "tfds"), "total_steps=3",
+                         "eval_every_steps=0", "checkpoint.every_steps=3",
+                         f"profile.dir={tmp_path / 'profile'}", "profile.first_step=2",
+                         "profile.steps=1")
+    train.train(config, str(tmp_path / "run"))
+    ops = dict(bench.trace_summary(str(tmp_path / "profile"), top=1000))
+    assert ops and sum(ops.values()) > 0

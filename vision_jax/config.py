@@ -120,6 +120,9 @@ def base_config() -> ConfigDict:
     c.stop_on_nan = True
     c.progress_bar = True
     c.transfer_guard = "disallow"
+    # A jax.profiler trace of steps [first_step, first_step + steps) into dir
+    # ('' : none); `vision-jax train --profile=DIR` sets dir.
+    c.profile = ConfigDict(dict(dir="", first_step=10, steps=5))
     # Energy per run (vision_jax/energy.py): the grid's carbon intensity for the
     # summary's CO2e; None is the world average that energy.GRID_SOURCE cites.
     c.energy = ConfigDict(dict(
