@@ -1,6 +1,7 @@
 """Images optimised through a network (vision_jax/synthesis.py): each method does
 what it claims on a tiny CNN, and `vision-jax synthesize` runs on a trained run."""
 
+import functools
 import json
 import os
 
@@ -22,7 +23,7 @@ def tiny():
     and two smooth test images."""
     model = CNN(num_classes=4, channels=(8, 16))
     x = jnp.zeros((1, 8, 8, 3))
-    variables = nn.unbox(model.init(jax.random.key(1), x, train=False))
+    variables = nn.unbox(jax.jit(functools.partial(model.init, train=False))(jax.random.key(1), x))
     # Each class reads its own 4 of the 16 channels: with a random head some class
     # may be unreachable (its logit never the largest), which a trained one avoids.
     variables["params"]["head"]["kernel"] = jnp.repeat(jnp.eye(4), 4, 0) - 0.25
@@ -208,8 +209,8 @@ def test_photographs_load_offline_and_synthesize_uses_the_default_backbone(
 def test_instance_norm_makes_the_transform_net_per_image():
     from vision_jax.models.transform_net import TransformNet
     net = TransformNet(widths=(4, 8, 8), residual_blocks=1)
-    x = jax.random.uniform(jax.random.key(0), (2, 10, 6, 3), minval=-1, maxval=1)
-    params = net.init(jax.random.key(1), x)
+    x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 10, 6, 3)), jnp.float32)
+    params = jax.jit(net.init)(jax.random.key(1), x)  # one compile, not one per op
     apply = jax.jit(net.apply)
     y = apply(params, x)
     assert y.shape == x.shape  # odd sizes too: upsampling returns to the input's size

@@ -116,20 +116,28 @@ TINY = {
 
 def test_every_video_model_maps_clips_to_logits():
     assert set(TINY) == set(video.VIDEO_MODELS) <= set(models.MODELS)
-    clips = jax.random.normal(jax.random.key(0), (2, 4, 8, 8, 3))
+    rng = np.random.default_rng(0)
+    clips = rng.normal(size=(2, 4, 8, 8, 3)).astype(np.float32)
     # The same clips with every frame but the middle one changed, in one batch:
     # only the single-frame model cannot tell them apart.
-    both = jnp.concatenate([clips, clips.at[:, jnp.array([0, 1, 3])].set(0.0)])
+    changed = clips.copy()
+    changed[:, [0, 1, 3]] = 0.0
+    both = np.concatenate([clips, changed])
+
+    def random_weights(abstract):
+        # Random weights drawn on the host, not the init: no compile per parameter shape
+        # (the init would cost one more per model, and the Transformer's head starts at
+        # zero and would hide its input).
+        return jax.tree.map(lambda x: 0.3 * rng.normal(size=x.shape).astype(np.float32),
+                            nn.unbox(abstract))
+
     for name, options in TINY.items():
         model = models.build_model({"name": name, **options}, num_classes=9)
         abstract = jax.eval_shape(lambda: model.init(jax.random.key(1), clips, train=False))
         boxed = jax.tree.leaves(abstract, is_leaf=lambda x: hasattr(x, "names"))
         assert boxed and all(hasattr(p, "names") for p in boxed), name  # logical axis names
-        # Random weights, not the init (one compile per model instead of two;
-        # the Transformer's head starts at zero and would hide its input).
-        variables = jax.tree.map(lambda x: 0.3 * jax.random.normal(jax.random.key(2), x.shape),
-                                 nn.unbox(abstract))
-        logits = jax.jit(model.apply, static_argnames="train")(variables, both, train=False)
+        logits = jax.jit(model.apply, static_argnames="train")(random_weights(abstract), both,
+                                                               train=False)
         assert logits.shape == (4, 9) and logits.dtype == jnp.float32, name
         assert np.allclose(logits[:2], logits[2:]) == (name == "single_frame"), name
     with pytest.raises(ValueError, match=r"\[B, T, H, W, C\]"):
@@ -137,9 +145,10 @@ def test_every_video_model_maps_clips_to_logits():
             jax.random.key(0), clips[:, 0], train=False)
     # The 3-D convolution computed as one 2-D convolution equals nn.Conv's 3-D one.
     conv = video.SpaceTimeConv(5, (3, 3, 3))
-    weights = conv.init(jax.random.key(3), clips)
-    reference = nn.Conv(5, (3, 3, 3), padding="SAME").apply(nn.unbox(weights), clips)
-    np.testing.assert_allclose(conv.apply(weights, clips), reference, atol=1e-5)
+    weights = random_weights(jax.eval_shape(conv.init, jax.random.key(3), clips))
+    ours, reference = jax.jit(lambda w, x: (
+        conv.apply(w, x), nn.Conv(5, (3, 3, 3), padding="SAME").apply(w, x)))(weights, clips)
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
     # Tran et al. 2018, Sec. 3.5: a 3x3x3 conv 64 -> 64 becomes 3x3 to 144, then 3x1x1.
     assert video.r2plus1d_mid_channels(3, 3, 64, 64) == 144
 
