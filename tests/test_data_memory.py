@@ -1,6 +1,7 @@
 """The in-memory data path (vision_jax/data/memory.py) against the Grain pipeline:
 the same examples in the same order, exact resumption, clean fall-backs."""
 
+import glob
 import logging
 
 import numpy as np
@@ -45,6 +46,7 @@ def test_same_examples_in_the_same_order_as_grain(data_dir, process_count):
         kw = dict(process_index=p, process_count=process_count)
         fast = _train(_data(data_dir, True, noise), **kw)
         assert isinstance(fast, memory.TrainIterator)
+        assert glob.glob(f"{data_dir}/**/in_memory-train-image-label-32px.npz", recursive=True)
         _assert_same(_take(fast, 18 // process_count),
                      _take(_train(_data(data_dir, False, noise), **kw), 18 // process_count))
 

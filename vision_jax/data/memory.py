@@ -34,6 +34,7 @@ import dataclasses
 import functools
 import logging
 import math
+import os
 from typing import Any, Mapping
 
 import grain
@@ -98,26 +99,77 @@ class Split:
                 **{k: v[indices] for k, v in self.extra.items()}}
 
 
-def load(source, size: int, read, image_size: int, *, noise=None) -> Split:
+def load(source, size: int, read, image_size: int, *, relabel=None,
+         cache: str | None = None) -> Split:
     """Reads the first `size` examples of `source` once.
 
     `read(features)` -> (image, label, extra dict), as the Grain transforms
-    read them; `noise` (pipeline._NoisyLabel or None) replaces labels as the
-    Grain pipeline does, from each example's position in the split.
+    read them; `relabel(labels)` (label noise) then replaces labels as the
+    Grain pipeline does, from each example's position in the split. With
+    `cache` (a file path), the decoded images and labels of the whole split
+    are kept there, so later processes (a sweep's trials) skip the decoding;
+    a split with extra entries is not cached.
     """
+    split = _load_cached(cache, size) if cache else None
+    if split is None:
+        whole = len(source) if cache else size
+        split = _decode(source, whole, read, image_size)
+        if cache and not split.extra:
+            _save_cached(cache, split)
+        split = Split(split.images[:size], split.labels[:size],
+                      {k: v[:size] for k, v in split.extra.items()})
+    if relabel is not None:
+        split = dataclasses.replace(split, labels=relabel(split.labels))
+    return split
+
+
+def _decode(source, size: int, read, image_size: int) -> Split:
     from vision_jax.data.pipeline import _resize  # the Grain path's own resize
 
     images, labels, extra = [], np.empty(size, np.int32), {}
-    for i in range(size):
-        features = source[i]
-        if noise is not None:
-            features = noise.map_with_index(i, features)
+    for i, features in enumerate(_read_all(source, size)):
         image, label, more = read(features)
         images.append(_resize(image, image_size))
         labels[i] = label
         for k, v in more.items():
             extra.setdefault(k, []).append(v)
     return Split(np.stack(images), labels, {k: np.stack(v) for k, v in extra.items()})
+
+
+def _load_cached(path: str, size: int) -> Split | None:
+    try:
+        with np.load(path) as f:
+            if len(f["labels"]) >= size:
+                return Split(f["images"][:size], f["labels"][:size], {})
+    except (OSError, KeyError, ValueError):
+        pass
+    return None
+
+
+def _save_cached(path: str, split: Split) -> None:
+    """Writes atomically (concurrent trials may race); a read-only data_dir is fine."""
+    tmp = f"{path}.{os.getpid()}.tmp.npz"
+    try:
+        np.savez(tmp, images=split.images, labels=split.labels)
+        os.replace(tmp, path)
+    except OSError as e:
+        log.info("not caching the decoded split at %s: %s", path, e)
+
+
+def _read_all(source, size: int, chunk: int = 1024):
+    """source[0], ..., source[size - 1], decoded in chunks by a few threads
+    (a TFDS source's `__getitems__` reads a chunk in one call)."""
+    import concurrent.futures
+
+    def read(start):
+        keys = list(range(start, min(start + chunk, size)))
+        if hasattr(source, "__getitems__"):
+            return source.__getitems__(keys)
+        return [source[i] for i in keys]
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for part in pool.map(read, range(0, size, chunk)):
+            yield from part
 
 
 # ---------------------------------------------------------------------------

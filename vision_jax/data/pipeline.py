@@ -542,7 +542,14 @@ def _memory_split(data_cfg: Mapping, split: str, source, size: int, keys: _Keys,
         while len(_LOADED) >= _MAX_LOADED:
             _LOADED.pop(next(iter(_LOADED)))
         read = lambda features: (*keys.read(features), keys.read_extra(features))  # noqa: E731
-        _LOADED[key] = memory.load(source, size, read, info.image_shape[-2], noise=noise)
+        relabel = None if noise is None else (lambda labels: noisy_labels(
+            labels, np.arange(len(labels)), fraction=noise.fraction,
+            num_classes=noise.num_classes, seed=noise.seed))
+        directory = getattr(getattr(source, "dataset_info", None), "data_dir", None)
+        cache = None if keys.extra or not directory else os.path.join(
+            directory, f"in_memory-{split}-{keys.image}-{keys.label}-{info.image_shape[-2]}px.npz")
+        _LOADED[key] = memory.load(source, size, read, info.image_shape[-2], relabel=relabel,
+                                   cache=cache)
     return _LOADED[key]
 
 
