@@ -31,6 +31,9 @@ never stop a layout that suits the rest of the model.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import math
 from typing import Any, Mapping, Sequence
 
@@ -188,3 +191,40 @@ def data_parallel_size(mesh: Mesh, rules) -> int:
 
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
+
+
+# Activation constraints. Parameters are laid out by their names; activations
+# follow by XLA's propagation, which under FSDP may shard them like the weights
+# (width over fsdp) and gather the batch instead. Models pin the activations
+# that matter with `constrain`; the trainer supplies the mesh and rules while
+# it traces its steps (`activation_sharding`). Outside that context (tests,
+# init, eval_shape) `constrain` is the identity.
+_ACTIVATION_CONTEXT: contextvars.ContextVar = contextvars.ContextVar("activations", default=None)
+
+
+@contextlib.contextmanager
+def activation_sharding(mesh: Mesh, rules):
+    token = _ACTIVATION_CONTEXT.set((mesh, rules))
+    try:
+        yield
+    finally:
+        _ACTIVATION_CONTEXT.reset(token)
+
+
+def traced_with_activation_sharding(fn, mesh: Mesh, rules):
+    """`fn` whose tracing happens inside `activation_sharding(mesh, rules)`."""
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with activation_sharding(mesh, rules):
+            return fn(*args, **kwargs)
+    return wrapped
+
+
+def constrain(x: jax.Array, names: tuple) -> jax.Array:
+    """Pins `x` to the layout of its logical `names` (names without a rule: unsplit)."""
+    context = _ACTIVATION_CONTEXT.get()
+    if context is None:
+        return x
+    mesh, rules = context
+    spec = _fit_spec(nn.logical_to_mesh(P(*names), rules), x.shape, mesh)
+    return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))

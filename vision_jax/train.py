@@ -288,17 +288,19 @@ def _resume(config, ckpt, abstract, log_fn):
 
 def make_train_step_fn(config: ConfigDict, run: Setup, mesh, rules):
     """The config's train step, jitted with explicit shardings and the state donated."""
+    step = functools.partial(train_step, task=run.task, tx=run.tx, schedule=run.schedule,
+                             grad_accum_steps=config.grad_accum_steps,
+                             ema_decay=float(config.ema.decay))
     return jax.jit(
-        functools.partial(train_step, task=run.task, tx=run.tx, schedule=run.schedule,
-                          grad_accum_steps=config.grad_accum_steps,
-                          ema_decay=float(config.ema.decay)),
+        sharding.traced_with_activation_sharding(step, mesh, rules),
         in_shardings=(run.shardings, sharding.batch_sharding(mesh, rules)),
         out_shardings=(run.shardings, sharding.replicated(mesh)), donate_argnums=0)
 
 
 def make_eval_fn(config: ConfigDict, run: Setup, mesh, rules):
-    return jax.jit(functools.partial(eval_step, task=run.task,
-                                     use_ema=bool(config.ema.decay and config.ema.evaluate)),
+    step = functools.partial(eval_step, task=run.task,
+                             use_ema=bool(config.ema.decay and config.ema.evaluate))
+    return jax.jit(sharding.traced_with_activation_sharding(step, mesh, rules),
                    in_shardings=(run.shardings, sharding.batch_sharding(mesh, rules)),
                    out_shardings=sharding.replicated(mesh))
 
