@@ -17,13 +17,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vision_jax import flops, models, sharding, train
+from vision_jax import flops
 from vision_jax.models.alexnet import AlexNet
 from vision_jax.models.layers import adaptive_avg_pool
 from vision_jax.models.googlenet import GoogLeNet, max_pool_ceil
 from vision_jax.models.lenet import LeNet
 from vision_jax.models.resnet import RESNEXTS, ResNet
 from vision_jax.models.vgg import VGG
+from vision_jax.scaling import tables
 
 from helpers import DATA_AND_FSDP, check_one_train_step, one_train_step, tiny_config
 
@@ -84,7 +85,9 @@ def build(cls, **options):
     (ResNet, dict(depth=101, width_per_group=128), 126_886_696),
 ], ids=lambda v: v.__name__ if isinstance(v, type) else None)
 def test_published_param_counts(cls, options, expected):
-    assert count(build(cls, **options)) == expected
+    # The CNN table's stored count for the presets among these (unchanged code), traced for
+    # the others or after a change (tests/test_scaling_tables.py re-traces one per class).
+    assert tables.cnn_counts(build(cls, **options), (224, 224, 3))["params"] == expected
 
 
 def test_resnext_table_names_the_published_models():

@@ -171,16 +171,16 @@ def _row_of(preset, store):
 
 
 def test_stored_counts_equal_a_recount(table):
-    # One preset per model class (per kind for the Transformer), traced again: the rows
-    # equal those built from the stored counts. The fingerprints (previous test) re-trace
-    # any model whose code changed; this checks what is stored is what tracing gives.
+    # One preset per model file, traced again: the rows equal those built from the stored
+    # counts. The fingerprints (previous test) re-trace any model whose code changed; this
+    # checks that what is stored is what tracing gives. (Every LM and ViT row is also held
+    # equal to its analytic count, and the analytic LM count to the instantiated one on a
+    # grid of every kind: one Transformer suffices here.)
     from vision_jax.models import build_model
-    firsts = {}
-    for p in presets.LANGUAGE_MODELS:
-        firsts.setdefault(p.config.kind, p)
+    firsts = {tfm.__name__: presets.LANGUAGE_MODELS[0]}
     for p in sorted(presets.VISION_MODELS, key=lambda p: table[p.name]["params"]):  # the smallest
-        firsts.setdefault(type(build_model(p.model, num_classes=p.num_classes)), p)
-    assert len(firsts) >= 13
+        firsts.setdefault(type(build_model(p.model, num_classes=p.num_classes)).__module__, p)
+    assert len(firsts) >= 10
     recount = tables.CountStore(recount=True)
     for p in firsts.values():
         assert _row_of(p, recount) == table[p.name], p.name

@@ -249,12 +249,28 @@ def traced_counts(model: nn.Module, image_shape: tuple[int, int, int]) -> dict[s
     return {"params": count_params(variables["params"]), **counts}
 
 
+def _cnn_spec(model: nn.Module, image_shape: Iterable[int]) -> str:
+    return f"{model!r} {tuple(image_shape)}"
+
+
+def cnn_counts(model: nn.Module, image_shape: tuple[int, int, int],
+               store: CountStore | None = None) -> dict[str, Any]:
+    """`traced_counts(model, image_shape)`, read from the stored counts where one has this
+    model's fingerprint (a CNN preset: the same class, config and input shape, unchanged
+    code), traced otherwise."""
+    key = fingerprint(_cnn_spec(model, image_shape), type(model).__module__)
+    for entry in _store(store).stored.values():
+        if entry["key"] == key:
+            return dict(entry["counts"])
+    return traced_counts(model, tuple(image_shape))
+
+
 def cnn_row(preset: P.VisionPreset, store: CountStore | None = None) -> dict[str, Any]:
     """A CNN row: traced parameters and MACs at the preset's resolution, published beside."""
     from vision_jax.models import build_model
     model = build_model(preset.model, num_classes=preset.num_classes)
     shape = (preset.image_size, preset.image_size, preset.channels)
-    counts = _store(store).get(preset.name, f"{model!r} {shape}", type(model).__module__,
+    counts = _store(store).get(preset.name, _cnn_spec(model, shape), type(model).__module__,
                                lambda: traced_counts(model, shape))
     forward = 2.0 * counts["macs"]
     analytic = None
