@@ -1,8 +1,10 @@
 """The in-memory data path (vision_jax/data/memory.py) against the Grain pipeline:
-the same examples in the same order, exact resumption, clean fall-backs."""
+the same examples in the same order, exact resumption, clean fall-backs; and the
+clock behind the trainer's start-up time."""
 
 import glob
 import logging
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from test_data import _assert_batches_equal as _assert_same
 from vision_jax import data
 from vision_jax.data import memory
 
+_IMPORTED = time.perf_counter()
 AUGMENT = ["data.augment.crop_padding=2", "data.augment.flip=True",
            "data.augment.color_jitter=0.3", "data.augment.cutout=4"]
 
@@ -93,3 +96,12 @@ def test_eval_batches_equal_grain_and_unsupported_streams_fall_back(data_dir, ca
     assert "RandAugment" in caplog.text or "randaugment" in caplog.text
     with pytest.raises(ValueError, match="in_memory"):
         _train(_data(data_dir, "sometimes"))
+
+
+def test_process_age_measures_start_up_from_the_process_start():
+    # The trainer's summary reports start-up (process start -> first step) with it.
+    from vision_jax import train
+    age = train._process_age()
+    assert age is not None and age >= time.perf_counter() - _IMPORTED - 0.05
+    time.sleep(0.1)
+    assert train._process_age() >= age + 0.05

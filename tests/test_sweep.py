@@ -233,14 +233,21 @@ def test_label_noise_reaches_training_but_not_the_test_split(data_dir):
 def test_sweeps_share_a_persistent_compile_cache(tmp_path):
     # Outside the tests (which set their own cache), a sweep points JAX at
     # <sweepdir>/jax_cache and hands it on to subprocess trials.
-    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    # Every program is cached (init_state's and the eval step's too, which
+    # compile in under JAX's default second on a CPU), in subprocesses as well.
+    thresholds = ("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+                  "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("JAX_COMPILATION_CACHE_DIR", *thresholds)}
     code = ("import os, jax; from vision_jax.scaling import sweep; "
             f"sweep.use_compile_cache({str(tmp_path)!r}); "
-            "print(jax.config.jax_compilation_cache_dir, os.environ['JAX_COMPILATION_CACHE_DIR'])")
+            "print(jax.config.jax_compilation_cache_dir, os.environ['JAX_COMPILATION_CACHE_DIR'], "
+            "jax.config.jax_persistent_cache_min_compile_time_secs, "
+            f"*(os.environ[k] for k in {thresholds!r}))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split()
-    assert out == [str(tmp_path), str(tmp_path)]
+    assert out == [str(tmp_path), str(tmp_path), "0.0", "0.0", "-1"]
     env["JAX_COMPILATION_CACHE_DIR"] = "/elsewhere"  # a cache the user chose wins
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split()
-    assert out == ["/elsewhere", "/elsewhere"]
+    assert out[:2] == ["/elsewhere", "/elsewhere"]

@@ -335,6 +335,7 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
 
     `devices` restricts the mesh to some of the devices (default: all).
     """
+    entered = time.perf_counter()
     distributed.maybe_initialize()
     is_main = jax.process_index() == 0
     devices = list(devices or jax.devices())
@@ -420,6 +421,8 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
     say(f"{config.model.name}: {n_params:,} params, {fl['forward']:.3g} forward FLOPs/example; "
         f"train step compiled in {compile_s:.1f}s{mem}; {n_steps} steps "
         f"({n_steps / budget.steps_per_epoch:.2f} epochs)")
+    # Start-up: from train() (and from the process's start) to the first step.
+    startup_s, process_s = time.perf_counter() - entered, _process_age()
 
     eval_every = config.eval_every_steps
     pending = None  # (step, metrics) dispatched but not yet read
@@ -510,6 +513,7 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
         "examples_per_second": eps, "mfu": metrics_lib.mfu(fl["train"], eps, len(devices)),
         "devices": len(devices), "device_kind": jax.devices()[0].device_kind,
         "wall_seconds": wall, "compile_seconds": compile_s,
+        "startup_seconds": startup_s, "process_startup_seconds": process_s,
         "sparsity": sparsity,  # fraction of the kernels' weights that are zero
         "energy": meter.read(),  # joules, kWh, source (nvml|rapl|estimated), CO2e
     }
@@ -518,6 +522,17 @@ def train(config: ConfigDict, workdir: str, devices: list | None = None) -> dict
             json.dump(summary, f, indent=2)
         _print_summary(summary)
     return summary
+
+
+def _process_age() -> float | None:
+    """Seconds since this process started (Linux's /proc), None where unknown."""
+    try:
+        with open("/proc/self/stat") as f:
+            started = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, in ticks
+        with open("/proc/uptime") as f:
+            return float(f.read().split()[0]) - started / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class _Profiler:
@@ -542,8 +557,6 @@ class _Profiler:
             jax.profiler.stop_trace()
             self.active = False
             print(f"profile of steps {self.first}-{self.last - 1} written to {self.dir}")
-
-
 
 
 def _memory_summary(compiled) -> str:
