@@ -8,7 +8,7 @@ from vision_jax import aot, config as config_lib, sharding
 
 from helpers import config_path
 
-pytestmark = pytest.mark.skipif(
+needs_libtpu = pytest.mark.skipif(
     not aot.libtpu_available(),
     reason="libtpu is not installed: pip install -e '.[tpu]' runs the AOT tests")
 
@@ -37,6 +37,7 @@ def layouts():
     return out
 
 
+@needs_libtpu
 def test_small_vit_compiles_for_v5e_under_dp_fsdp_and_tp(layouts):
     for name, r in layouts.items():
         assert r["device_kind"] == "TPU v5 lite" and r["devices"] == 4 and r["fits"], name
@@ -49,6 +50,7 @@ def test_small_vit_compiles_for_v5e_under_dp_fsdp_and_tp(layouts):
     assert layouts["tp"]["collectives"]["all-reduce"]["count"] > 1
 
 
+@needs_libtpu
 def test_state_memory_shrinks_as_fsdp_grows(layouts):
     args = [layouts[n]["memory_per_device"]["argument"] for n in ("dp", "dp2_fsdp2", "fsdp")]
     # 1.1M parameters x (param + 2 Adam moments) in float32: replicated, then in halves,
@@ -57,6 +59,7 @@ def test_state_memory_shrinks_as_fsdp_grows(layouts):
     assert layouts["fsdp"]["memory_per_device"]["total"] < layouts["dp"]["memory_per_device"]["total"]
 
 
+@needs_libtpu
 def test_a_model_too_big_for_one_chip_is_reported_as_not_fitting(capsys):
     # ~1.6B parameters: 26 GB of float32 state and Adam moments per replica > 16 GB of v5e HBM.
     c = _config("model.width=8192", "model.num_heads=64", "model.mlp_dim=32768",
@@ -70,6 +73,7 @@ def test_a_model_too_big_for_one_chip_is_reported_as_not_fitting(capsys):
     assert "DOES NOT FIT" in report and "HBM" in report
 
 
+@needs_libtpu
 def test_two_slices_put_data_parallelism_across_dcn():
     devices = aot.topology_devices("v5e:2x2", num_slices=2)
     assert len(devices) == 8 and {d.slice_index for d in devices} == {0, 1}
@@ -96,3 +100,16 @@ def test_hlo_collectives_counts_ops_and_bytes():
     assert c["all-gather"] == {"count": 1, "bytes": 32 * 16 * 2}
     assert c["reduce-scatter"] == {"count": 1, "bytes": 2 * 16 * 2}
     assert c["all-to-all"]["count"] == 0
+
+
+def test_plan_prints_the_recorded_compiler_checked_rows():
+    from vision_jax.scaling import planner
+    record = planner.read_compiled()
+    assert record is not None, "vision_jax/scaling/compiled_vit.json is missing"
+    models = {r["model"] for r in record["rows"]}
+    assert {"ViT-B/16", "ViT-G/14"} <= models and len(record["rows"]) >= 10
+    for r in record["rows"]:  # the verdict follows from the numbers recorded beside it
+        assert r["fits"] == (r["memory_bytes"] <= r["hbm_bytes"]), r
+    table = planner.format_compiled(record)
+    assert all(r["model"] in table for r in record["rows"])
+    assert ("NO" in table) == (not all(r["fits"] for r in record["rows"]))

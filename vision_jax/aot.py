@@ -45,7 +45,7 @@ import numpy as np
 
 from vision_jax import config as config_lib, flops, sharding, train
 from vision_jax.bench import synthetic_info
-from vision_jax.scaling import hardware
+from vision_jax.scaling import hardware, planner
 
 COLLECTIVES = ("all-gather", "reduce-scatter", "all-reduce", "all-to-all",
                "collective-permute")
@@ -292,6 +292,49 @@ def search(config, devices: Sequence, *, max_candidates: int = 8,
             "wall_seconds": time.perf_counter() - t_start}
 
 
+# --- the published ViT rows -----------------------------------------------------------
+
+# The ViT papers trained on TPUv3 (Dosovitskiy et al. 2021, Table 2, counts
+# TPUv3-core-days); a 512-core v3 slice stands for that generation, v5e and
+# v6e slices of 256 chips for current ones.
+PUBLISHED_SLICES = ("v3:16x16", "v5e:16x16", "v6e:16x16")
+PUBLISHED_VITS = ("B/16", "L/16", "H/14", "g/14", "G/14")
+# Batch 4096 (the ViT paper's pre-training batch), FSDP over 16 devices inside
+# data parallelism, scanned layers (one layer compiled), bf16 compute.
+PUBLISHED_OVERRIDES = ("batch_size=4096", "mesh.data=-1", "mesh.fsdp=16", "model.scan=True")
+_VIT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "vit.py")
+
+
+def published(slices: Sequence[str] = PUBLISHED_SLICES,
+              variants: Sequence[str] = PUBLISHED_VITS, progress=None) -> dict:
+    """Compiles the published ViTs' train steps for each slice: the planner's
+    compiler-checked rows (`vision-jax plan` prints the recorded ones)."""
+    import jaxlib
+    from importlib import metadata
+    rows = []
+    for topology in slices:
+        devices = topology_devices(topology)
+        for variant in variants:
+            c = config_lib.load_config(f"{_VIT_CONFIG}:{variant}")
+            config_lib.apply_overrides(c, list(PUBLISHED_OVERRIDES))
+            r = compile_config(c, devices, compile_init=False)
+            row = {"model": f"ViT-{variant}", "slice": topology, "devices": r["devices"],
+                   "chip": r["chip"], "mesh": r["mesh"], "batch_size": r["batch_size"],
+                   "params": r["params"], "memory_bytes": r["memory_per_device"]["total"],
+                   "hbm_bytes": r["hbm_per_device"], "fits": r["fits"],
+                   "compile_seconds": r["compile_seconds"]["train_step"],
+                   "flops_per_step_per_device": r["flops_per_step_per_device"],
+                   "collective_bytes": r["collective_bytes"],
+                   "compiler_error": r.get("compiler_error")}
+            rows.append(row)
+            if progress:
+                progress(row)
+    return {"command": "vision-jax compile --published --write",
+            "recorded": time.strftime("%Y-%m-%d"), "jax": jax.__version__,
+            "jaxlib": jaxlib.__version__, "libtpu": metadata.version("libtpu"),
+            "overrides": list(PUBLISHED_OVERRIDES), "rows": rows}
+
+
 # --- command line ---------------------------------------------------------------------
 
 def _gib(n: float | None) -> str:
@@ -324,7 +367,12 @@ def format_report(r: dict) -> str:
 
 def cli_main(argv: list[str]) -> int:
     def extra(parser):
-        parser.add_argument("--topology", required=True,
+        parser.add_argument("--published", action="store_true",
+                            help="compile the published ViTs for v3, v5e and v6e slices "
+                                 "(the rows `vision-jax plan` prints); --write records them")
+        parser.add_argument("--write", action="store_true",
+                            help=f"with --published: write {os.path.basename(planner.COMPILED_RECORD)}")
+        parser.add_argument("--topology", default=None,
                             help="a TPU slice, e.g. v5e:2x2, v4:2x2x2, v5p:2x2x4, v6e:4x4")
         parser.add_argument("--num-slices", type=int, default=1)
         parser.add_argument("--search", action="store_true",
@@ -334,10 +382,26 @@ def cli_main(argv: list[str]) -> int:
         parser.add_argument("--image-size", type=int, default=None)
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
+    if "--published" in argv:  # needs no --config: the rows name their own
+        argv = [*argv, f"--config={_VIT_CONFIG}"] if not any(
+            a.startswith("--config=") for a in argv) else argv
     try:
         config, flags = config_lib.parse_config_args(
             argv, "vision-jax compile", extra=extra, needs_workdir=False,
             description=__doc__.split("\n")[0])
+        if flags.published:
+            slices = (flags.topology,) if flags.topology else PUBLISHED_SLICES
+            record = published(slices, progress=lambda r: print(
+                f"{r['model']} on {r['slice']}: {_gib(r['memory_bytes'])} per device, "
+                f"{'fits' if r['fits'] else 'does NOT fit'}", flush=True))
+            print(planner.format_compiled(record))
+            if flags.write:
+                with open(planner.COMPILED_RECORD, "w") as f:
+                    json.dump(record, f, indent=1)
+                print(f"wrote {planner.COMPILED_RECORD}")
+            return 0
+        if flags.topology is None:
+            raise config_lib.ConfigError("--topology is required (e.g. v5e:2x2), or --published")
         if flags.num_slices < 1 or flags.max_candidates < 1:
             raise config_lib.ConfigError("--num-slices and --max-candidates must be >= 1")
         devices = topology_devices(flags.topology, flags.num_slices)

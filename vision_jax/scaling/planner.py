@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from typing import Any
 
 from vision_jax.models import transformer as tfm
@@ -202,6 +203,41 @@ def format_reconcile(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+COMPILED_RECORD = os.path.join(os.path.dirname(__file__), "compiled_vit.json")
+
+
+def _gib(n: float | None) -> str:
+    return "n/a" if n is None else f"{n / 2**30:.1f} GiB"
+
+
+def format_compiled(record: dict) -> str:
+    """The ViT rows that `vision-jax compile --published` recorded, as a table."""
+    header = ("model", "slice", "mesh d/f/t", "memory/device", "HBM/device", "fits",
+              "TFLOP/step/device", "collectives/step")
+    body = []
+    for r in record["rows"]:
+        m = r["mesh"]
+        body.append((r["model"], f"{r['slice']} ({r['devices']} dev.)",
+                     f"{m['data']}/{m['fsdp']}/{m['tensor']}", _gib(r["memory_bytes"]),
+                     _gib(r["hbm_bytes"]), "yes" if r["fits"] else "NO",
+                     "-" if r["flops_per_step_per_device"] is None
+                     else f"{r['flops_per_step_per_device'] / 1e12:.3g}",
+                     "-" if r["collective_bytes"] is None
+                     else f"{r['collective_bytes'] / 2**20:,.0f} MiB"))
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w)  # noqa: E731
+                                  for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, body)])
+
+
+def read_compiled(path: str = COMPILED_RECORD) -> dict | None:
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+
 def prices() -> list[dict[str, Any]]:
     """The chips of hardware.py by year: peak FLOP/s, on-demand $/chip-hour and
     peak GFLOP per dollar (the price-performance trend of accelerators)."""
@@ -307,6 +343,12 @@ def main(argv: list[str]) -> int:
                 print(json.dumps(r))
         else:
             print(format_reconcile(rows))
+            record = read_compiled()
+            if record is not None:
+                print(f"\nViT train steps checked by the compiler ({record['command']}: "
+                      f"recorded {record['recorded']}, jax {record['jax']}, libtpu "
+                      f"{record['libtpu']}; {', '.join(record['overrides'])}, bf16):")
+                print(format_compiled(record))
         return 0
     if args.tokens is None:
         parser.error("--tokens is required with --model or --params")
