@@ -44,6 +44,8 @@ SUBCOMMANDS = {
     "probe": ("vision_jax.probe", "main", "linear and kNN probes of a run's frozen encoder"),
     "shortcuts": ("vision_jax.shortcuts", "main", "spurious backgrounds: JTT, mitigation sweep"),
     "calibrate": ("vision_jax.calibration", "main", "ECE, temperature scaling, OOD scores of a run"),
+    "rl": ("vision_jax.rl.run", "cli_main",
+           "train an RL agent (PPO, DQN, REINFORCE) on vmapped gymnax envs"),
 }
 
 

@@ -1,0 +1,26 @@
+"""DQN on gymnax CartPole-v1 (purejaxrl's DQN recipe), seeds vmapped.
+
+    vision-jax rl --config=configs/rl/cartpole_dqn.py --workdir=workdirs/rl/cartpole_dqn
+"""
+
+from vision_jax.config import parse_arg
+from vision_jax.rl import base_config
+
+
+def get_config(arg=None):
+    a = parse_arg(arg, num_seeds=4, runlocal=False)
+    c = base_config()
+    c.agent = "dqn"
+    c.num_seeds = a.num_seeds
+    c.solved_return = 475.0
+    c.total_timesteps = 500_000
+    c.num_envs, c.num_steps = 10, 50  # an update: 50 vector steps, each + 1 gradient step
+    c.network.hidden, c.network.activation = (120, 84), "relu"
+    c.optim.lr = 2.5e-4
+    c.optim.max_grad_norm = 10.0
+    c.dqn.update(buffer_size=10_000, batch_size=128, learning_starts=10_000, target_every=500,
+                 eps_start=1.0, eps_end=0.05, eps_decay_steps=250_000)
+    if a.runlocal:
+        c.total_timesteps, c.chunks, c.eval_episodes = 4_000, 2, 8
+        c.dqn.learning_starts, c.dqn.eps_decay_steps = 1_000, 2_000
+    return c
