@@ -86,13 +86,10 @@ def trace_summary(profile_dir: str, top: int = 15) -> list[tuple[str, float]]:
     events = events.get("traceEvents", events) if isinstance(events, dict) else events
     pids = {e["pid"]: e["args"]["name"] for e in events
             if e.get("ph") == "M" and e.get("name") == "process_name" and "args" in e}
-    device = {pid for pid, name in pids.items() if "/device:" in name}
+    ops = [e for e in events if e.get("ph") == "X" and "dur" in e]
+    device = [e for e in ops if "/device:" in pids.get(e.get("pid"), "")]
     totals: dict[str, float] = {}
-    for e in events:
-        if e.get("ph") != "X" or "dur" not in e:
-            continue
-        if device and e.get("pid") not in device:  # the CPU backend has host threads only
-            continue
+    for e in device or ops:  # the CPU backend has host threads only
         totals[e["name"]] = totals.get(e["name"], 0.0) + e["dur"] / 1e3
     return sorted(totals.items(), key=lambda kv: -kv[1])[:top]
 
