@@ -1,6 +1,11 @@
 """DQN on gymnax CartPole-v1 (purejaxrl's DQN recipe), seeds vmapped.
 
     vision-jax rl --config=configs/rl/cartpole_dqn.py --workdir=workdirs/rl/cartpole_dqn
+
+Lab note, 2026-12-04: 4 vmapped seeds, 500,000 steps each (10 envs; an update
+is 50 vector steps). Greedy evaluation return per seed (32 episodes): 500, 500,
+500, 500; IQM 500.0; 4/4 solved; random policy 21.9. Wall 170 s (training
+151 s); 2-core AMD EPYC VM (nproc 2) shared by 4 agents, load average 5-6; jax 0.10.2, gymnax 1.0.1, CPU.
 """
 
 from vision_jax.config import parse_arg

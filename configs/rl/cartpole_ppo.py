@@ -2,7 +2,10 @@
 
     vision-jax rl --config=configs/rl/cartpole_ppo.py --workdir=workdirs/rl/cartpole_ppo
 
-Lab note: see docs/RL.md (filled in below after the run).
+Lab note, 2026-12-04: 4 vmapped seeds, 499,712 steps each (976 updates of
+4 envs x 128 steps). Evaluation return per seed (32 episodes): 500, 500, 500,
+500; IQM 500.0; 4/4 seeds solved (>= 475); random policy 21.9. Wall 89 s
+(training 75 s, first chunk with compile 15.7 s); 2-core AMD EPYC VM (nproc 2) shared by 4 agents, load average 5-6; jax 0.10.2, gymnax 1.0.1, CPU.
 """
 
 from vision_jax.config import parse_arg

@@ -47,9 +47,11 @@ def chunk_size(num_updates: int, chunks: int) -> int:
 
 
 def evaluate_seeds(agent, env, env_params, params, keys, episodes: int) -> np.ndarray:
-    """[seeds, episodes] evaluation returns of vmapped parameters."""
-    fn = jax.jit(jax.vmap(lambda p, k: common.evaluate(agent, env, env_params, p, k, episodes)))
-    return np.asarray(fn(params, keys))
+    """[seeds, episodes] evaluation returns of vmapped parameters, one seed per
+    call (vmapping this over seeds hung XLA:CPU at 0% CPU on shapes_goal)."""
+    fn = jax.jit(lambda p, k: common.evaluate(agent, env, env_params, p, k, episodes))
+    return np.stack([np.asarray(fn(jax.tree.map(lambda x: x[i], params), keys[i]))
+                     for i in range(len(keys))])
 
 
 def train(config, workdir: str, progress: bool = True) -> dict:
