@@ -69,7 +69,10 @@ def train(config, workdir: str, progress: bool = True) -> dict:
     k_init, k_before, k_after, k_random = (jnp.stack([jax.random.fold_in(k, i) for k in seeds])
                                            for i in range(4))
     start = time.time()
-    state = jax.jit(jax.vmap(agent.init))(k_init)
+    # One seed after another (lax.map), not vmapped: a batched orthogonal init
+    # is a batched QR, which XLA:CPU runs without LAPACK and, for the CNN's wide
+    # dense layer, seemingly forever; unbatched it takes a second.
+    state = jax.jit(lambda keys: jax.lax.map(agent.init, keys))(k_init)
     before = evaluate_seeds(agent, env, env_params, state["train"].params, k_before,
                             config.eval_episodes)
     random_returns = evaluate_seeds(common.random_agent(env.action_space(env_params).n), env,
