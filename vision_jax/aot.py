@@ -412,7 +412,8 @@ def cli_main(argv: list[str]) -> int:
                 f"compiled {r['mesh']}: " + (r["error"] if "error" in r else
                 f"{_gib(r['memory_per_device']['total'])}, "
                 f"{'fits' if r['fits'] else 'does not fit'}, collectives "
-                f"{r['collective_bytes'] / 2**20:.1f} MiB"), flush=True))
+                f"{(r['collective_bytes'] or 0) / 2**20:.1f} MiB, "
+                f"{(r['flops_per_step_per_device'] or 0):.3g} FLOPs/device"), flush=True))
             result = search(config, devices, max_candidates=flags.max_candidates,
                             progress=say, **common)
         else:
