@@ -110,9 +110,7 @@ def test_fsdp_keeps_vit_activations_split_over_the_batch(data_dir):
     mesh = sharding.make_mesh(dict(c.mesh))
     rules = sharding.rules_from_config(None)
     run = train.setup(c, mesh, rules, info=synthetic_info(c, 10, c.data.image_size))
-    batch = {k: jax.ShapeDtypeStruct(np.shape(v), np.asarray(v).dtype,
-                                     sharding=sharding.batch_sharding(mesh, rules))
-             for k, v in run.task.synthetic_batch(c.batch_size).items()}
+    batch = train.abstract_batch(run.task, c.batch_size, mesh, rules)
     hlo = train.make_train_step_fn(c, run, mesh, rules).lower(run.abstract, batch).as_text()
     pinned = [line for line in hlo.splitlines()
               if "sharding_constraint" in line and "tensor<32x17x32x" in line]

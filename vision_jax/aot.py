@@ -41,7 +41,6 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from vision_jax import config as config_lib, flops, sharding, train
 from vision_jax.bench import synthetic_info
@@ -79,10 +78,6 @@ def topology_devices(topology: str, num_slices: int = 1) -> list:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise TopologyError(f"topology {topology!r}: {msg}") from e
     return list(desc.devices)
-
-
-def slice_count(devices: Sequence) -> int:
-    return len({getattr(d, "slice_index", 0) or 0 for d in devices})
 
 
 def libtpu_available() -> bool:
@@ -123,14 +118,9 @@ def hlo_collectives(hlo_text: str) -> dict[str, dict[str, int]]:
 
 
 def _memory(compiled) -> dict[str, int]:
-    m = compiled.memory_analysis()
-    fields = {"argument": m.argument_size_in_bytes, "output": m.output_size_in_bytes,
-              "alias": m.alias_size_in_bytes, "temp": m.temp_size_in_bytes,
-              "code": getattr(m, "generated_code_size_in_bytes", 0)}
-    fields = {k: int(v) for k, v in fields.items()}
-    fields["total"] = (fields["argument"] + fields["output"] - fields["alias"]
-                       + fields["temp"] + fields["code"])
-    return fields
+    """The program's memory with its code, which occupies the chip's HBM too."""
+    memory = flops.program_memory(compiled)
+    return {**memory, "total": memory["total"] + memory["code"]}
 
 
 def compile_config(config, devices: Sequence, *, num_classes: int = 1000, image_size: int | None = None,
@@ -145,9 +135,7 @@ def compile_config(config, devices: Sequence, *, num_classes: int = 1000, image_
     mesh = sharding.make_mesh(dict(config.mesh), devices)
     rules = sharding.rules_from_config(config.logical_rules)
     run = train.setup(config, mesh, rules, info=synthetic_info(config, num_classes, size))
-    batch_spec = sharding.batch_sharding(mesh, rules)
-    batch = {k: jax.ShapeDtypeStruct(np.shape(v), np.asarray(v).dtype, sharding=batch_spec)
-             for k, v in run.task.synthetic_batch(config.batch_size).items()}
+    batch = train.abstract_batch(run.task, config.batch_size, mesh, rules)
     key = jax.ShapeDtypeStruct((2,), jnp.uint32, sharding=sharding.replicated(mesh))
 
     init = init_s = None
@@ -160,7 +148,7 @@ def compile_config(config, devices: Sequence, *, num_classes: int = 1000, image_
     hbm = hbm_per_device(devices)
     report = {
         "device_kind": kind, "chip": chip.name if chip else None, "devices": len(devices),
-        "num_slices": slice_count(devices), "mesh": dict(mesh.shape), "batch_size": config.batch_size,
+        "num_slices": sharding.slice_count(devices), "mesh": dict(mesh.shape), "batch_size": config.batch_size,
         "image_size": size, "params": flops.count_params(run.abstract.params),
         "hbm_per_device": hbm,
         "init_memory_per_device": _memory(init) if init is not None else None,
@@ -234,7 +222,6 @@ def estimate_bytes(config, mesh: dict[str, int], params: int, image_size: int) -
     """The planner's analytic bytes per device (ZeRO's Adam state, Korthikanti et
     al.'s activations for ViTs; parameters and optimizer only for other models):
     used only to drop layouts that cannot fit before compiling them."""
-    from vision_jax.scaling import planner
     per_shard_batch = config.batch_size // (mesh["data"] * mesh["fsdp"])
     return planner.memory_per_chip(
         params, planner.Sharding(**mesh), micro_batch=per_shard_batch,
@@ -252,7 +239,7 @@ def search(config, devices: Sequence, *, max_candidates: int = 8,
     run = train.setup(config, None, None, info=synthetic_info(config, num_classes, size))
     params = flops.count_params(run.abstract.params)
     candidates = []
-    for mesh in mesh_candidates(len(devices), slice_count(devices)):
+    for mesh in mesh_candidates(len(devices), sharding.slice_count(devices)):
         if config.batch_size % (mesh["data"] * mesh["fsdp"]):
             continue
         est = estimate_bytes(config, mesh, params, size)
@@ -337,8 +324,8 @@ def published(slices: Sequence[str] = PUBLISHED_SLICES,
 
 # --- command line ---------------------------------------------------------------------
 
-def _gib(n: float | None) -> str:
-    return "n/a" if n is None else f"{n / 2**30:.2f} GiB"
+def gib(n: float | None) -> str:
+    return planner.gib(n, digits=2)
 
 
 def format_report(r: dict) -> str:
@@ -354,9 +341,9 @@ def format_report(r: dict) -> str:
         "  compile: " + (f"init {r['compile_seconds']['init']:.1f}s, "
                          if r["compile_seconds"]["init"] is not None else "")
         + f"train step {r['compile_seconds']['train_step']:.1f}s",
-        f"  memory per device: {_gib(mem['total'])} of {_gib(r['hbm_per_device'])} HBM: {fits}"
-        f" (arguments {_gib(mem['argument'])}, temporaries {_gib(mem['temp'])}, outputs "
-        f"{_gib(mem['output'])}, donated {_gib(mem['alias'])})",
+        f"  memory per device: {gib(mem['total'])} of {gib(r['hbm_per_device'])} HBM: {fits}"
+        f" (arguments {gib(mem['argument'])}, temporaries {gib(mem['temp'])}, outputs "
+        f"{gib(mem['output'])}, donated {gib(mem['alias'])})",
         f"  XLA flops per step per device: {r['flops_per_step_per_device']:.3e}",
         "  collectives per step: " + (", ".join(
             f"{op} x{c['count']} ({c['bytes'] / 2**20:.1f} MiB)"
@@ -392,7 +379,7 @@ def cli_main(argv: list[str]) -> int:
         if flags.published:
             slices = (flags.topology,) if flags.topology else PUBLISHED_SLICES
             record = published(slices, progress=lambda r: print(
-                f"{r['model']} on {r['slice']}: {_gib(r['memory_bytes'])} per device, "
+                f"{r['model']} on {r['slice']}: {gib(r['memory_bytes'])} per device, "
                 f"{'fits' if r['fits'] else 'does NOT fit'}", flush=True))
             print(planner.format_compiled(record))
             if flags.write:
@@ -410,7 +397,7 @@ def cli_main(argv: list[str]) -> int:
         if flags.search:
             say = None if flags.json else (lambda r: print(
                 f"compiled {r['mesh']}: " + (r["error"] if "error" in r else
-                f"{_gib(r['memory_per_device']['total'])}, "
+                f"{gib(r['memory_per_device']['total'])}, "
                 f"{'fits' if r['fits'] else 'does not fit'}, collectives "
                 f"{(r['collective_bytes'] or 0) / 2**20:.1f} MiB, "
                 f"{(r['flops_per_step_per_device'] or 0):.3g} FLOPs/device"), flush=True))

@@ -31,18 +31,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from vision_jax import config as config_lib, data, distributed, flops, metrics, sharding, train
+from vision_jax.scaling.planner import gib
 
 
 def _program_bytes(compiled) -> int | None:
-    """Device bytes one call of a compiled program holds at its peak (per device)."""
-    try:
-        m = compiled.memory_analysis()
-    except Exception:  # some backends do not implement it
-        return None
-    if m is None:
-        return None
-    return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
-               + m.temp_size_in_bytes)
+    memory = flops.program_memory(compiled)
+    return None if memory is None else memory["total"]
 
 
 def _allocator_peak() -> int | None:
@@ -174,10 +168,6 @@ def bench_infer(config, *, steps: int = 20, warmup: int = 3, num_classes: int = 
     return out
 
 
-def _gib(n) -> str:
-    return "n/a" if n is None else f"{n / 2**30:.2f} GiB"
-
-
 def cli_main(argv: list[str]) -> int:
     def extra(parser):
         parser.add_argument("--mode", choices=("train", "infer"), default="train")
@@ -218,15 +208,15 @@ def cli_main(argv: list[str]) -> int:
         print(f"  train, batch {r['batch_size']}: compile {r['compile_seconds']:.1f}s, step "
               f"{1e3 * r['step_seconds_median']:.1f} ms (median of {flags.steps})\n"
               f"  {r['images_per_second']:,.1f} images/s, {r['tflops_per_second']:.2f} TFLOP/s, "
-              f"MFU {mfu}\n  memory: program {_gib(r['program_bytes_per_device'])} per device,"
-              f" allocator peak {_gib(r['allocator_peak_bytes'])}")
+              f"MFU {mfu}\n  memory: program {gib(r['program_bytes_per_device'], 2)} per device,"
+              f" allocator peak {gib(r['allocator_peak_bytes'], 2)}")
     else:
         for name in ("throughput", "latency"):
             t = r[name]
             print(f"  infer {name}, batch {t['batch_size']}: {t['images_per_second']:,.1f} "
                   f"images/s, {1e3 * t['step_seconds_median']:.2f} ms per call, compile "
-                  f"{t['compile_seconds']:.1f}s, program {_gib(t['program_bytes_per_device'])}")
-        print(f"  allocator peak {_gib(r['allocator_peak_bytes'])}")
+                  f"{t['compile_seconds']:.1f}s, program {gib(t['program_bytes_per_device'], 2)}")
+        print(f"  allocator peak {gib(r['allocator_peak_bytes'], 2)}")
     for name, ms in result.get("profile_top_ops_ms", []):
         print(f"  {ms:9.2f} ms  {name}")
     return 0

@@ -48,6 +48,25 @@ def compiled_flops(fn, *abstract_args) -> float:
         return _cost_flops(jax.jit(fn).lower(*abstract_args).compile())
 
 
+def program_memory(compiled) -> dict[str, int] | None:
+    """Per-device bytes of a compiled program (XLA's `memory_analysis`):
+    arguments, outputs, aliased (donated), temporaries, generated code, and
+    `total` = arguments + outputs - aliased + temporaries, the data one call
+    holds at its peak. None where the backend does not report it."""
+    try:
+        m = compiled.memory_analysis()
+    except Exception:  # noqa: BLE001 - not every backend implements it
+        return None
+    if m is None:
+        return None
+    out = {"argument": m.argument_size_in_bytes, "output": m.output_size_in_bytes,
+           "alias": m.alias_size_in_bytes, "temp": m.temp_size_in_bytes,
+           "code": getattr(m, "generated_code_size_in_bytes", 0)}
+    out = {k: int(v) for k, v in out.items()}
+    out["total"] = out["argument"] + out["output"] - out["alias"] + out["temp"]
+    return out
+
+
 def _cost_flops(compiled) -> float:
     # cost_analysis() returned a list with one dict per program in older jax,
     # a dict in newer ones.

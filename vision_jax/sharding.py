@@ -93,6 +93,11 @@ def resolve_mesh_shape(mesh_cfg: Mapping[str, int], num_devices: int) -> dict[st
     return sizes
 
 
+def slice_count(devices: Sequence) -> int:
+    """How many TPU slices `devices` span (1 on GPUs, CPUs and single slices)."""
+    return len({getattr(d, "slice_index", 0) or 0 for d in devices})
+
+
 def make_mesh(mesh_cfg: Mapping[str, int], devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A mesh with Auto axes (what Linen's logical partitioning expects).
 
@@ -105,7 +110,7 @@ def make_mesh(mesh_cfg: Mapping[str, int], devices: Sequence[jax.Device] | None 
     sizes = resolve_mesh_shape(mesh_cfg, len(devices))
     shape = tuple(sizes[a] for a in MESH_AXES)
     auto = (jax.sharding.AxisType.Auto,) * len(MESH_AXES)
-    slices = len({getattr(d, "slice_index", 0) or 0 for d in devices})
+    slices = slice_count(devices)
     if slices > 1:
         if sizes["data"] % slices:
             raise ValueError(

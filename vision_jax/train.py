@@ -262,6 +262,15 @@ def install_mask(state: TrainState, mask, shardings) -> TrainState:
     return jax.jit(put, out_shardings=shardings, donate_argnums=0)(state, mask)
 
 
+def abstract_batch(task, batch_size: int, mesh, rules) -> dict:
+    """ShapeDtypeStructs of a global batch, sharded like `global_batch`'s, from
+    one synthetic example: nothing of the batch's size is made."""
+    spec = sharding.batch_sharding(mesh, rules)
+    return {k: jax.ShapeDtypeStruct((batch_size, *np.shape(v)[1:]), np.asarray(v).dtype,
+                                    sharding=spec)
+            for k, v in task.synthetic_batch(1).items()}
+
+
 def global_batch(local: dict, mesh, rules) -> dict:
     """Process-local numpy batch -> global jax.Arrays sharded over the batch axis."""
     spec = sharding.batch_sharding(mesh, rules)
@@ -560,13 +569,8 @@ class _Profiler:
 
 
 def _memory_summary(compiled) -> str:
-    try:
-        m = compiled.memory_analysis()
-        total = (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
-                 - m.alias_size_in_bytes)
-        return f", {total / 2**20:,.1f} MiB per device"
-    except Exception:  # noqa: BLE001 - not every backend reports memory
-        return ""
+    memory = flops.program_memory(compiled)
+    return "" if memory is None else f", {memory['total'] / 2**20:,.1f} MiB per device"
 
 
 def _print_summary(s: dict) -> None:

@@ -14,9 +14,7 @@ from vision_jax.rl import base_config
 
 def get_config(arg=None):
     a = parse_arg(arg, num_seeds=4, runlocal=False)
-    c = base_config()
-    c.agent = "dqn"
-    c.num_seeds = a.num_seeds
+    c = base_config("dqn", a.num_seeds)
     c.solved_return = 475.0
     c.total_timesteps = 500_000
     c.num_envs, c.num_steps = 10, 50  # an update: 50 vector steps, each + 1 gradient step

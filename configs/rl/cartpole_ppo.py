@@ -14,9 +14,7 @@ from vision_jax.rl import base_config
 
 def get_config(arg=None):
     a = parse_arg(arg, num_seeds=4, runlocal=False)
-    c = base_config()
-    c.agent = "ppo"
-    c.num_seeds = a.num_seeds
+    c = base_config("ppo", a.num_seeds)
     c.solved_return = 475.0
     c.total_timesteps = 500_000
     if a.runlocal:

@@ -14,9 +14,7 @@ from vision_jax.rl import base_config
 
 def get_config(arg=None):
     a = parse_arg(arg, num_seeds=4, runlocal=False)
-    c = base_config()
-    c.agent = "reinforce"
-    c.num_seeds = a.num_seeds
+    c = base_config("reinforce", a.num_seeds)
     c.solved_return = 475.0
     c.total_timesteps = 1_000_000
     # 8 x 500 steps per update: at least one full-length episode per environment.

@@ -3,6 +3,9 @@ binary observations, 3 actions, +1 per brick.
 
     full size (GPU):  vision-jax rl --config=configs/rl/minatar_breakout.py --workdir=workdirs/rl/breakout
     CPU variant:      vision-jax rl --config=configs/rl/minatar_breakout.py:cpu --workdir=workdirs/rl/breakout_cpu
+
+Lab note, 2026-12-04: not run yet (neither size), so no result, time or
+`vision-jax plan` estimate is recorded; the config builds (tests/test_rl.py).
 """
 
 from vision_jax.config import parse_arg
@@ -11,9 +14,7 @@ from vision_jax.rl import base_config
 
 def get_config(arg=None):
     a = parse_arg(arg, num_seeds=4, cpu=False, runlocal=False)
-    c = base_config()
-    c.agent = "ppo"
-    c.num_seeds = a.num_seeds
+    c = base_config("ppo", a.num_seeds)
     c.env.name = "Breakout-MinAtar"
     c.network.update(kind="cnn", channels=(16,), strides=(1,), hidden=(128,), activation="relu")
     # Full size: 10M steps per seed, 64 environments x 128 steps per update.

@@ -17,14 +17,14 @@ AGENTS = {
 }
 
 
-def base_config():
+def base_config(agent: str = "ppo", num_seeds: int = 4):
     """Every key the RL agents read, with its default (PPO on CartPole-v1 with
     purejaxrl's hyperparameters). Loading a config imports no JAX."""
     from ml_collections import ConfigDict
     return ConfigDict(dict(
-        agent="ppo",
+        agent=agent,
         seed=0,
-        num_seeds=4,             # independent runs, vmapped into one program
+        num_seeds=num_seeds,     # independent runs, vmapped into one program
         env=dict(name="CartPole-v1", kwargs={}),
         total_timesteps=500_000,  # environment steps per seed
         num_envs=4,

@@ -206,8 +206,9 @@ def format_reconcile(rows: list[dict[str, Any]]) -> str:
 COMPILED_RECORD = os.path.join(os.path.dirname(__file__), "compiled_vit.json")
 
 
-def _gib(n: float | None) -> str:
-    return "n/a" if n is None else f"{n / 2**30:.1f} GiB"
+def gib(n: float | None, digits: int = 1) -> str:
+    """Bytes as GiB ('n/a' for None): the memory figures of plan, compile and bench."""
+    return "n/a" if n is None else f"{n / 2**30:.{digits}f} GiB"
 
 
 def format_compiled(record: dict) -> str:
@@ -218,8 +219,8 @@ def format_compiled(record: dict) -> str:
     for r in record["rows"]:
         m = r["mesh"]
         body.append((r["model"], f"{r['slice']} ({r['devices']} dev.)",
-                     f"{m['data']}/{m['fsdp']}/{m['tensor']}", _gib(r["memory_bytes"]),
-                     _gib(r["hbm_bytes"]), "yes" if r["fits"] else "NO",
+                     f"{m['data']}/{m['fsdp']}/{m['tensor']}", gib(r["memory_bytes"]),
+                     gib(r["hbm_bytes"]), "yes" if r["fits"] else "NO",
                      "-" if r["flops_per_step_per_device"] is None
                      else f"{r['flops_per_step_per_device'] / 1e12:.3g}",
                      "-" if r["collective_bytes"] is None
