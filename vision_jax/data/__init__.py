@@ -1,10 +1,11 @@
 """Datasets and input pipelines.
 
 Every dataset is a TFDS dataset in array_record format, read through Grain
-without TensorFlow. Three are built in and generated locally: `shapes`
+without TensorFlow. Four are built in and generated locally: `shapes`
 (procedural scenes, the default), `digits` (scikit-learn's handwritten
-digits) and `moving_shapes` (clips of one moving shape, batched as
-[B, T, H, W, C]; label = the motion). Any other TFDS dataset works by name
+digits), `moving_shapes` (clips of one moving shape, batched as
+[B, T, H, W, C]; label = the motion) and `shapes3d` (rendered analytic 3-D
+shapes with their cameras, voxels and surface points). Any other TFDS dataset works by name
 once prepared in data_dir.
 
     prepare(config.data)               # generates a built-in dataset if absent

@@ -6,6 +6,8 @@
     vision-jax datasets prepare digits [--data-dir D]
     vision-jax datasets prepare moving_shapes [--data-dir D] [--train-size N] [--test-size N]
         [--resolution R] [--frames T] [--seed S] [--motions all|translation]
+    vision-jax datasets prepare shapes3d [--data-dir D] [--variant objects|scene]
+        [--train-size N] [--test-size N] [--resolution R] [--voxels V] [--points N] [--seed S]
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import dataclasses
 import os
 import sys
 
-from vision_jax.data import moving_shapes, pipeline, shapes
+from vision_jax.data import moving_shapes, pipeline, shapes, shapes3d
 
 _DESCRIPTIONS = {
     "shapes": "procedural scenes of coloured shapes; label = shape of the largest object "
@@ -23,9 +25,12 @@ _DESCRIPTIONS = {
     "digits": "scikit-learn's 1,797 handwritten 8x8 digits (10 classes; 1,500 train / 297 test)",
     "moving_shapes": "clips of one moving shape; label = the motion (9 classes: 4 directions, "
                      "2 rotations, grow, shrink, recolor; one frame cannot tell)",
+    "shapes3d": "rendered analytic 3-D shapes with cameras (objects: one shape, its voxels "
+                "and surface points, 5 classes; scene: one fixed scene from many views)",
 }
 # The parameters of each generated dataset (its `data.<name>` config section).
-_PARAMS = {"shapes": shapes.ShapesParams, "moving_shapes": moving_shapes.MovingShapesParams}
+_PARAMS = {"shapes": shapes.ShapesParams, "moving_shapes": moving_shapes.MovingShapesParams,
+           "shapes3d": shapes3d.Shapes3DParams}
 
 
 def _parser() -> argparse.ArgumentParser:

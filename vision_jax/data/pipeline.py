@@ -35,11 +35,11 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import flags
 
-from vision_jax.data import augment, digits, memory, moving_shapes, shapes
+from vision_jax.data import augment, digits, memory, moving_shapes, shapes, shapes3d
 
 DEFAULT_DATA_DIR = os.environ.get("VISION_JAX_DATA_DIR") or os.path.expanduser(
     "~/.cache/vision_jax/tensorflow_datasets")
-BUILTIN = ("shapes", "digits", "moving_shapes")
+BUILTIN = ("shapes", "digits", "moving_shapes", "shapes3d")
 
 # Defaults of the `config.data` fields; `augment` and `shapes` are sections.
 DEFAULTS: dict[str, Any] = {
@@ -57,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "label_noise_seed": 0,
     "shapes": {},
     "moving_shapes": {},
+    "shapes3d": {},
     "augment": {},
 }
 _ARRAY_RECORD = "array_record"
@@ -105,6 +106,10 @@ def _moving_shapes_params(data_cfg: Mapping) -> moving_shapes.MovingShapesParams
     return moving_shapes.MovingShapesParams.from_mapping(_get(data_cfg, "moving_shapes"))
 
 
+def _shapes3d_params(data_cfg: Mapping) -> shapes3d.Shapes3DParams:
+    return shapes3d.Shapes3DParams.from_mapping(_get(data_cfg, "shapes3d"))
+
+
 def _label_noise(data_cfg: Mapping) -> float:
     p = float(_get(data_cfg, "label_noise"))
     if not 0.0 <= p <= 1.0:
@@ -137,7 +142,8 @@ def prepare_command(data_cfg: Mapping) -> str:
         return (f"tfds build {shlex.quote(name)} --data_dir={shlex.quote(data_dir)} "
                 f"--file_format={_ARRAY_RECORD}")
     args = ["vision-jax", "datasets", "prepare", name, "--data-dir", data_dir]
-    params = {"shapes": _shapes_params, "moving_shapes": _moving_shapes_params}.get(name)
+    params = {"shapes": _shapes_params, "moving_shapes": _moving_shapes_params,
+              "shapes3d": _shapes3d_params}.get(name)
     if params is not None:
         params = params(data_cfg)
         for field in dataclasses.fields(params):
@@ -161,6 +167,9 @@ def _builtin_builder(data_cfg: Mapping) -> tfds.core.DatasetBuilder:
     if name == "moving_shapes":
         return moving_shapes.make_builder(_moving_shapes_params(data_cfg), data_dir=data_dir,
                                           file_format=_ARRAY_RECORD)
+    if name == "shapes3d":
+        return shapes3d.make_builder(_shapes3d_params(data_cfg), data_dir=data_dir,
+                                     file_format=_ARRAY_RECORD)
     return digits.Digits(data_dir=data_dir, file_format=_ARRAY_RECORD)
 
 
