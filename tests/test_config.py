@@ -178,7 +178,7 @@ def test_video_configs_build_abstractly():
     [T, H, W, 3]; its runlocal switch stays on the built-in moving_shapes."""
     from vision_jax import data, train
     from vision_jax.models.video import VIDEO_MODELS
-    for arg in [f"model={m}" for m in VIDEO_MODELS] + ["runlocal"]:
+    for arg in [f"model={m}" for m in VIDEO_MODELS] + ["model=two_stream_flow", "runlocal"]:
         c = config_lib.load_config(config_path("video/clips.py") + ":" + arg)
         config_lib.validate(c, num_devices=8)
         assert c.data.name == "moving_shapes"

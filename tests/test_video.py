@@ -110,6 +110,7 @@ TINY = {
     "early_fusion": dict(channels=(4, 8)),
     "c3d": dict(channels=(4, 8)),
     "r2plus1d": dict(channels=(4, 8)),
+    "two_stream": dict(channels=(4, 8), motion="flow"),
     "timesformer": dict(patch=4, width=8, depth=1, num_heads=2, mlp_dim=16),
 }
 
@@ -151,6 +152,45 @@ def test_every_video_model_maps_clips_to_logits():
     np.testing.assert_allclose(ours, reference, atol=1e-5)
     # Tran et al. 2018, Sec. 3.5: a 3x3x3 conv 64 -> 64 becomes 3x3 to 144, then 3x1x1.
     assert video.r2plus1d_mid_channels(3, 3, 64, 64) == 144
+
+
+def _smooth_scene(dx, dy):
+    """A smooth colour pattern [24, 24, 3] shifted by (dx, dy) pixels."""
+    y, x = np.mgrid[:24, :24].astype(np.float32)
+    a = np.sin(2 * np.pi * (x - dx) / 12) * np.cos(2 * np.pi * (y - dy) / 16)
+    return np.stack([a, 0.5 * a, np.cos(2 * np.pi * (x - dx) / 10)], axis=-1)
+
+
+def test_two_stream_temporal_stream_sees_only_motion():
+    moving = np.stack([_smooth_scene(0.6 * t, -0.4 * t) for t in range(4)])[None]
+    static = np.repeat(moving[:, 2:3], 4, axis=1)  # the moving clip's anchor frame, held still
+    # The temporal stream's input is zero on a static clip, for either kind of motion ...
+    for kind in video.MOTION_INPUTS:
+        assert not np.asarray(video.motion_input(static, kind)).any(), kind
+    np.testing.assert_array_equal(video.motion_input(moving, "difference"),
+                                  moving[:, 1:] - moving[:, :-1])
+    # ... and the flow measures the motion: 0.6 px right and 0.4 px up per frame.
+    flow = np.asarray(video.motion_input(moving, "flow"))
+    assert flow.shape == (1, 3, 24, 24, 2)
+    np.testing.assert_allclose(flow[0, :, 6:-6, 6:-6].mean(axis=(1, 2)),
+                               [[0.6, -0.4]] * 3, atol=0.08)
+    # In the model: the temporal stream's first weights cannot change the logits of
+    # the static clip (its input is zero) but do change the moving clip's; both
+    # clips share the frame the spatial stream sees.
+    model = models.build_model({"name": "two_stream", "channels": (4, 8)}, num_classes=5)
+    clips = np.concatenate([static, moving]).astype(np.float32)
+    rng = np.random.default_rng(0)
+    weights = jax.tree.map(lambda x: rng.normal(size=x.shape).astype(np.float32), nn.unbox(
+        jax.eval_shape(lambda: model.init(jax.random.key(0), clips, train=False))))
+    other = jax.tree.map(np.copy, weights)
+    kernel = other["params"]["temporal_conv0"]["kernel"]
+    other["params"]["temporal_conv0"]["kernel"] = rng.normal(size=kernel.shape).astype(np.float32)
+    apply = jax.jit(jax.vmap(lambda w: model.apply(w, clips, train=False)))
+    a, b = apply(jax.tree.map(lambda *x: np.stack(x), weights, other))
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-6)
+    assert not np.allclose(a[1], b[1])
+    with pytest.raises(ValueError, match="motion"):
+        models.build_model({"name": "two_stream", "motion": "warp"}, num_classes=5)
 
 
 def test_one_real_training_run_on_clips(tfds_dir, tmp_path):

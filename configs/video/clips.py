@@ -2,8 +2,10 @@
 
     vision-jax train --config=configs/video/clips.py:model=c3d --workdir=workdirs/video_c3d
 
-Arguments: model=single_frame|late_fusion|early_fusion|c3d|r2plus1d|timesformer
-(vision_jax/models/video.py), motions=all|translation (9 motion classes, or
+Arguments: model=single_frame|late_fusion|early_fusion|c3d|r2plus1d|two_stream|
+two_stream_flow|timesformer (vision_jax/models/video.py; the two two-stream
+models differ in their temporal stream's input: frame differences, or an
+in-model Lucas-Kanade flow), motions=all|translation (9 motion classes, or
 the 4 directions only), seed, runlocal (a 20-step smoke run on 256 clips).
 
 8-frame 32x32 clips, 9 classes (4 translations, 2 rotations, grow, shrink,
@@ -50,6 +52,8 @@ MODELS = {
     "early_fusion": dict(name="early_fusion", channels=(8, 16, 32)),
     "c3d": dict(name="c3d", channels=(8, 16, 32)),
     "r2plus1d": dict(name="r2plus1d", channels=(8, 16, 32)),
+    "two_stream": dict(name="two_stream", channels=(8, 16, 32), motion="difference"),
+    "two_stream_flow": dict(name="two_stream", channels=(8, 16, 32), motion="flow"),
     "timesformer": dict(name="timesformer", patch=8, width=32, depth=2, num_heads=4,
                         mlp_dim=64),
 }

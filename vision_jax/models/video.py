@@ -20,6 +20,12 @@ dense head) so that they differ only in where time enters:
                 M channels, a ReLU, and a 3x1x1 temporal one, M chosen so the
                 pair has the parameters of the 3-D kernel (Tran et al. 2018,
                 "A Closer Look at Spatiotemporal Convolutions", Sec. 3.5)
+  two_stream    a spatial stream (2D CNN on the middle frame's RGB) and a
+                temporal stream (2D CNN on the clip's motion stacked into
+                channels: frame differences, or a dense Lucas-Kanade flow
+                computed inside the model), their logits averaged or their
+                features concatenated (Simonyan & Zisserman 2014, "Two-Stream
+                Convolutional Networks for Action Recognition in Videos")
   timesformer   a ViT on per-frame patches with divided space-time attention:
                 in each block, attention over time at each patch position,
                 then attention over the patches of each frame, then the MLP
@@ -45,6 +51,8 @@ from vision_jax.models.layers import boxed, check_choice, check_positive, check_
 from vision_jax.models.vit import EncoderBlock, SelfAttention
 
 LATE_FUSION_POOLS = ("concat", "mean")
+MOTION_INPUTS = ("difference", "flow")
+TWO_STREAM_FUSIONS = ("mean", "concat")
 
 
 def _check_clips(owner: str, clips: jax.Array) -> None:
@@ -121,17 +129,18 @@ class _ConvVideoNet(nn.Module):
                                          "conv_out"),
                        bias_init=boxed(nn.initializers.zeros, "conv_out"), name=name)
 
-    def frame_trunk(self, x: jax.Array) -> jax.Array:
-        """2-D stages on images [N, H, W, C]: (3x3 conv, ReLU, 2x2 max pool) per width."""
+    def frame_trunk(self, x: jax.Array, prefix: str = "") -> jax.Array:
+        """2-D stages on images [N, H, W, C]: (3x3 conv, ReLU, 2x2 max pool) per
+        width; `prefix` names a second tower in the same model."""
         for stage, width in enumerate(self.channels):
-            x = nn.relu(self.conv(width, (3, 3), f"conv{stage}")(x))
+            x = nn.relu(self.conv(width, (3, 3), f"{prefix}conv{stage}")(x))
             x = nn.max_pool(x, (2, 2), strides=(2, 2))
         return x
 
-    def head(self, features: jax.Array) -> jax.Array:
+    def head(self, features: jax.Array, name: str = "head") -> jax.Array:
         logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
                           kernel_init=boxed(nn.initializers.lecun_normal(), "embed", "classes"),
-                          bias_init=boxed(nn.initializers.zeros, "classes"), name="head")(features)
+                          bias_init=boxed(nn.initializers.zeros, "classes"), name=name)(features)
         return logits.astype(jnp.float32)
 
 
@@ -201,6 +210,93 @@ class R2Plus1D(C3D):
                                   name=f"{name}_space")(x))
         return SpaceTimeConv(width, (3, 1, 1), self.dtype, self.param_dtype,
                              name=f"{name}_time")(x)
+
+
+def _box_sum(x: jax.Array, window: int) -> jax.Array:
+    """Sums of x [N, H, W] over window x window neighbourhoods (zeros past the border)."""
+    return jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, window, window), (1, 1, 1), "SAME")
+
+
+def lucas_kanade_flow(first: jax.Array, second: jax.Array, *, window: int = 5,
+                      ridge: float = 1e-2) -> jax.Array:
+    """Dense optical flow from images `first` to `second` [N, H, W, C] -> [N, H, W, 2]
+    (u, v): pixels per frame along W and H.
+
+    Lucas & Kanade 1981: at every pixel, the (u, v) that best satisfies the
+    brightness-constancy constraint Ix u + Iy v + It = 0 over its window x window
+    neighbourhood, in least squares, with the constraints of all C channels
+    pooled (colour edges count as well as grey ones). Ix, Iy are central
+    differences of the two frames' mean, It = second - first. The 2x2 normal
+    equations get `ridge` added to their diagonal, so flat regions (no
+    gradient) read as no motion rather than an ill-posed one. One level, no
+    warping: it measures shifts of about a pixel per frame, the speeds of
+    `moving_shapes`. Not differentiated: the caller stops gradients.
+    """
+    mean = (first + second) / 2
+    padded = jnp.pad(mean, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+    ix = (padded[:, 1:-1, 2:] - padded[:, 1:-1, :-2]) / 2
+    iy = (padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1]) / 2
+    it = second - first
+    s = lambda a, b: _box_sum((a * b).sum(-1), window)  # noqa: E731
+    sxx, sxy, syy, sxt, syt = s(ix, ix) + ridge, s(ix, iy), s(iy, iy) + ridge, s(ix, it), s(iy, it)
+    det = sxx * syy - sxy * sxy
+    u = (sxy * syt - syy * sxt) / det
+    v = (sxy * sxt - sxx * syt) / det
+    return jnp.stack([u, v], axis=-1)
+
+
+def motion_input(clips: jax.Array, motion: str = "difference", *,
+                 flow_window: int = 5) -> jax.Array:
+    """What a two-stream model's temporal stream sees: clips [B, T, H, W, C] ->
+    [B, T - 1, H, W, K], one map per consecutive pair of frames: the frame
+    difference (K = C) or the Lucas-Kanade flow (K = 2). Zero on a static clip
+    either way. A fixed function of the pixels (Simonyan & Zisserman compute
+    flow before training), hence stop_gradient."""
+    check_choice("motion_input", "motion", motion, MOTION_INPUTS)
+    first, second = clips[:, :-1], clips[:, 1:]
+    if motion == "difference":
+        out = second - first
+    else:
+        b, t, h, w, c = first.shape
+        out = lucas_kanade_flow(first.reshape(b * t, h, w, c), second.reshape(b * t, h, w, c),
+                                window=flow_window).reshape(b, t, h, w, 2)
+    return jax.lax.stop_gradient(out)
+
+
+class TwoStream(_ConvVideoNet):
+    """Simonyan & Zisserman 2014: a spatial stream on the middle frame (T // 2,
+    the single-frame model's frame) and a temporal stream on the motion
+    between every pair of consecutive frames stacked into channels,
+    [H, W, (T - 1) * K] (`motion_input`), each the 2D trunk of the other
+    models with its own weights. fusion='mean' averages the two streams'
+    logits (the paper's averaging; here trained jointly, not one stream at a
+    time), 'concat' joins their pooled features into one head."""
+
+    motion: str = "difference"
+    fusion: str = "mean"
+    flow_window: int = 5
+
+    def __post_init__(self):
+        owner = type(self).__name__
+        check_choice(owner, "motion", self.motion, MOTION_INPUTS)
+        check_choice(owner, "fusion", self.fusion, TWO_STREAM_FUSIONS)
+        check_positive(owner, "flow_window", self.flow_window)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, clips: jax.Array, *, train: bool) -> jax.Array:
+        _check_clips(type(self).__name__, clips)
+        clips = clips.astype(self.dtype)
+        b, t, h, w, _ = clips.shape
+        if t < 2:
+            raise ValueError(f"TwoStream: a clip of {t} frame has no motion; needs T >= 2")
+        spatial = self.frame_trunk(clips[:, t // 2], "spatial_").mean(axis=(1, 2))
+        motion = motion_input(clips, self.motion, flow_window=self.flow_window)
+        motion = motion.transpose(0, 2, 3, 1, 4).reshape(b, h, w, -1)  # channels: t-major
+        temporal = self.frame_trunk(motion, "temporal_").mean(axis=(1, 2))
+        if self.fusion == "concat":
+            return self.head(jnp.concatenate([spatial, temporal], axis=-1))
+        return (self.head(spatial, "spatial_head") + self.head(temporal, "temporal_head")) / 2
 
 
 class DividedSpaceTimeBlock(nn.Module):
@@ -299,5 +395,6 @@ VIDEO_MODELS: dict[str, type[nn.Module]] = {
     "early_fusion": EarlyFusion,
     "c3d": C3D,
     "r2plus1d": R2Plus1D,
+    "two_stream": TwoStream,
     "timesformer": TimeSformer,
 }
