@@ -54,6 +54,10 @@ def base_config() -> ConfigDict:
         in_memory=ml_collections.FieldReference("auto", field_type=object),
         label_noise=0.0,  # fraction of training labels redrawn at random (Zhang et al. 2017)
         label_noise_seed=0,
+        # Zhang et al. 2017's image randomisations, all splits, labels kept:
+        # 'none', 'shuffled_pixels', 'random_pixels' or 'gaussian' (data/pipeline.py).
+        image_randomization="none",
+        image_randomization_seed=0,
         shapes=dict(resolution=32, max_objects=3, train_size=50_000, test_size=10_000,
                     seed=0, group_skew=0.0),
         augment=dict(crop_padding=0, random_resized_crop=False, flip=False,

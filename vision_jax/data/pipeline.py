@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import shlex
+import zlib
 from typing import Any, Mapping
 
 import grain
@@ -55,6 +56,8 @@ DEFAULTS: dict[str, Any] = {
     "in_memory": "auto",
     "label_noise": 0.0,
     "label_noise_seed": 0,
+    "image_randomization": "none",
+    "image_randomization_seed": 0,
     "shapes": {},
     "moving_shapes": {},
     "shapes3d": {},
@@ -115,6 +118,18 @@ def _label_noise(data_cfg: Mapping) -> float:
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"data.label_noise={p} must be a fraction in [0, 1]")
     return p
+
+
+# Zhang et al. 2017, sec. 2: the images' randomisation tests (labels stay true).
+IMAGE_RANDOMIZATIONS = ("none", "shuffled_pixels", "random_pixels", "gaussian")
+
+
+def _image_randomization(data_cfg: Mapping) -> str:
+    kind = str(_get(data_cfg, "image_randomization"))
+    if kind not in IMAGE_RANDOMIZATIONS:
+        raise ValueError(f"data.image_randomization={kind!r} is not valid; choose one of "
+                         f"{list(IMAGE_RANDOMIZATIONS)}")
+    return kind
 
 
 def _augment_config(data_cfg: Mapping) -> augment.AugmentConfig:
@@ -212,11 +227,114 @@ def _num_examples(data_cfg: Mapping, builder, split: str) -> int:
 
 
 def _open(data_cfg: Mapping, split: str) -> tuple[DatasetInfo, Any, int]:
-    """The dataset's info, a random-access source of the split, and how many
-    of the split's examples to use."""
+    """The dataset's info, a random-access source of the split (its images
+    randomised when `data.image_randomization` says so), and how many of the
+    split's examples to use."""
     builder = _builder(data_cfg)
     size = _num_examples(data_cfg, builder, split)
-    return _dataset_info(data_cfg, builder), builder.as_data_source(split=split), size
+    source = builder.as_data_source(split=split)
+    kind = _image_randomization(data_cfg)
+    if kind != "none":
+        mean, std = (None, None) if kind != "gaussian" else _pixel_statistics(data_cfg, builder)
+        source = RandomizedImages(source, _get(data_cfg, "image_key"), kind,
+                                  int(_get(data_cfg, "image_randomization_seed")), split,
+                                  mean, std)
+    return _dataset_info(data_cfg, builder), source, size
+
+
+#: Examples (evenly spaced over the train split) that the Gaussian images'
+#: mean and standard deviation are measured on.
+STATISTICS_EXAMPLES = 1024
+_STATISTICS: dict = {}
+
+
+def _pixel_statistics(data_cfg: Mapping, builder) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of the train split's pixels (its
+    `num_train_examples` prefix; up to STATISTICS_EXAMPLES evenly spaced
+    examples of it), as stored (uint8, before any resize)."""
+    train = _get(data_cfg, "train_split")
+    size = _num_examples(data_cfg, builder, train)
+    key = (_data_dir(data_cfg), builder.info.full_name, repr(dict(_get(data_cfg, "shapes"))),
+           repr(dict(_get(data_cfg, "moving_shapes"))), train, size, _get(data_cfg, "image_key"))
+    if key not in _STATISTICS:
+        source, image_key = builder.as_data_source(split=train), _get(data_cfg, "image_key")
+        picks = np.unique(np.linspace(0, size - 1, min(size, STATISTICS_EXAMPLES)).astype(int))
+        images = [_with_channels(np.asarray(source[int(i)][image_key])) for i in picks]
+        pixels = np.concatenate([im.reshape(-1, im.shape[-1]) for im in images]).astype(np.float64)
+        _STATISTICS[key] = (tuple(pixels.mean(0)), tuple(pixels.std(0)))
+    return _STATISTICS[key]
+
+
+def _with_channels(image: np.ndarray) -> np.ndarray:
+    """A greyscale [H, W] image as [H, W, 1]; images [H, W, C] and clips as they are."""
+    return image[..., None] if image.ndim == 2 else image
+
+
+def randomized_image(image: np.ndarray, index: int, *, kind: str, seed: int, split: str,
+                     mean=None, std=None) -> np.ndarray:
+    """Example `index` of `split` after one of Zhang et al. 2017's image
+    randomisations (sec. 2, "Randomization tests"), a pure function of
+    (kind, seed, split, index):
+
+      shuffled_pixels  one random permutation of the pixel positions, drawn
+                       from `seed` alone, applied to every image of every split
+      random_pixels    a new random permutation for every image
+      gaussian         every pixel drawn from N(mean, std) per channel (the
+                       train split's, `_pixel_statistics`), rounded and
+                       clipped to 0..255: images carrying nothing of their class
+
+    A permutation moves whole pixels (all channels together; for a clip, the
+    same permutation in every frame), so an image keeps its multiset of pixel
+    values. Shape and dtype are kept.
+    """
+    check = _with_channels(np.asarray(image))
+    *lead, h, w, c = check.shape
+    if kind == "gaussian":
+        rng = np.random.default_rng((seed, zlib.crc32(split.encode()), index))
+        noise = rng.normal(np.asarray(mean), np.asarray(std), size=check.shape)
+        return np.clip(np.round(noise), 0, 255).astype(image.dtype).reshape(image.shape)
+    if kind == "shuffled_pixels":
+        order = np.random.default_rng(seed).permutation(h * w)
+    elif kind == "random_pixels":
+        order = np.random.default_rng((seed, zlib.crc32(split.encode()), index)).permutation(h * w)
+    else:
+        raise ValueError(f"image randomisation {kind!r} is not one of {IMAGE_RANDOMIZATIONS[1:]}")
+    flat = check.reshape(*lead, h * w, c)
+    return flat[..., order, :].reshape(image.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomizedImages:
+    """A random-access source whose example i has `randomized_image`'s image.
+
+    Wraps the TFDS source of a split, so the Grain path, eval and the
+    in-memory path (which then keeps no decoded copy on disk) all read the
+    same randomised pixels; labels are untouched."""
+
+    source: Any
+    image_key: str
+    kind: str
+    seed: int
+    split: str
+    mean: tuple | None = None
+    std: tuple | None = None
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def _randomize(self, index: int, features: Mapping) -> dict:
+        image = randomized_image(np.asarray(features[self.image_key]), index, kind=self.kind,
+                                 seed=self.seed, split=self.split, mean=self.mean, std=self.std)
+        return {**features, self.image_key: image}
+
+    def __getitem__(self, index: int) -> dict:
+        return self._randomize(int(index), self.source[index])
+
+    def __getitems__(self, indices) -> list[dict]:
+        indices = [int(i) for i in indices]
+        many = getattr(self.source, "__getitems__", None)
+        features = many(indices) if many else [self.source[i] for i in indices]
+        return [self._randomize(i, f) for i, f in zip(indices, features)]
 
 
 def prepare(data_cfg: Mapping) -> None:
@@ -269,10 +387,7 @@ class _Keys:
     extra: tuple[str, ...] = ()  # further per-example entries a task asked for
 
     def read(self, features: Mapping) -> tuple[np.ndarray, np.int32]:
-        image = np.asarray(features[self.image])
-        if image.ndim == 2:
-            image = image[..., None]
-        return image, np.int32(features[self.label])
+        return _with_channels(np.asarray(features[self.image])), np.int32(features[self.label])
 
     def read_extra(self, features: Mapping) -> dict:
         return {key: extra_value(features, key) for key in self.extra}
@@ -546,7 +661,8 @@ def _memory_split(data_cfg: Mapping, split: str, source, size: int, keys: _Keys,
                   info: DatasetInfo, noise: "_NoisyLabel | None") -> memory.Split:
     key = (_data_dir(data_cfg), info.name, repr(dict(_get(data_cfg, "shapes"))),
            repr(dict(_get(data_cfg, "moving_shapes"))), split, size, keys,
-           info.image_shape, noise)
+           info.image_shape, noise, _image_randomization(data_cfg),
+           int(_get(data_cfg, "image_randomization_seed")))
     if key not in _LOADED:
         while len(_LOADED) >= _MAX_LOADED:
             _LOADED.pop(next(iter(_LOADED)))
@@ -554,6 +670,7 @@ def _memory_split(data_cfg: Mapping, split: str, source, size: int, keys: _Keys,
         relabel = None if noise is None else (lambda labels: noisy_labels(
             labels, np.arange(len(labels)), fraction=noise.fraction,
             num_classes=noise.num_classes, seed=noise.seed))
+        # (A RandomizedImages source has no dataset_info: its pixels are not cached.)
         directory = getattr(getattr(source, "dataset_info", None), "data_dir", None)
         cache = None if keys.extra or not directory else os.path.join(
             directory, f"in_memory-{split}-{keys.image}-{keys.label}-{info.image_shape[-2]}px.npz")
