@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pandas as pd
@@ -200,11 +201,12 @@ def test_random_mask_keeps_each_layers_count():
 # ---------------------------------------------------------------------------
 # The driver and the config.
 
-def _write_lottery(tmp_path, data_dir, rate=0.2) -> str:
+def _write_lottery(tmp_path, data_dir, rate=0.2, rounds=2, controls=("reinit", "random_mask")
+                   ) -> str:
     # max_to_keep=1: only the lottery's keep_period saves theta_k for the rewinds.
     overrides = [f"data.data_dir={data_dir}", *DIGITS, "total_steps=4", "log_every_steps=2",
                  "checkpoint.every_steps=4", "checkpoint.max_to_keep=1", "progress_bar=False"]
-    path = tmp_path / f"tiny_lottery_{rate}.py"
+    path = tmp_path / f"tiny_lottery_{rate}_{'+'.join(controls)}.py"
     path.write_text(
         "from ml_collections import ConfigDict\n\n"
         "def get_config(arg=None):\n"
@@ -212,8 +214,8 @@ def _write_lottery(tmp_path, data_dir, rate=0.2) -> str:
         f"    c.base = {config_path(MLP)!r}\n"
         f"    c.overrides = {overrides!r}\n"
         "    c.axes = (('seed', [0]),)\n"
-        f"    c.lottery = dict(rounds=2, rate={rate}, output_rate=0.1, rewind_step=2,\n"
-        "                     controls=('reinit', 'random_mask'))\n"
+        f"    c.lottery = dict(rounds={rounds}, rate={rate}, output_rate=0.1, rewind_step=2,\n"
+        f"                     controls={tuple(controls)!r})\n"
         "    return c\n")
     return str(path)
 
@@ -294,3 +296,92 @@ def test_bad_lottery_settings_name_the_key():
         lottery.Settings(controls=("shuffle",))
     with pytest.raises(ValueError, match=r"unknown keys \['round'\]"):
         lottery.settings(config_lib.ConfigDict(dict(lottery=dict(round=3))))
+
+
+# ---------------------------------------------------------------------------
+# Supermasks: a mask learned over frozen random weights.
+
+def test_top_k_mask_keeps_the_largest_scores_and_passes_gradients_through():
+    scores = jax.random.normal(jax.random.key(0), (40, 30))
+    mask = prune.top_k_mask(scores, 0.25)
+    kept = np.asarray(mask) > 0.5
+    assert kept.sum() == 300 and set(np.unique(np.asarray(mask))) == {0.0, 1.0}
+    assert np.abs(scores)[kept].min() > np.abs(scores)[~kept].max()
+    probe = jax.random.normal(jax.random.key(1), (40, 30))
+    grad = jax.grad(lambda s: (prune.top_k_mask(s, 0.25) * probe).sum())(scores)
+    np.testing.assert_allclose(grad, probe * np.sign(scores))  # straight through to |s|
+    with pytest.raises(ValueError, match="density"):
+        prune.top_k_mask(scores, 0.0)
+
+
+def test_a_supermask_learns_on_frozen_random_weights():
+    """Only the scores train (optax on the params collection, as the trainer does);
+    the frozen weights stay signed constants, and the mask alone lifts a
+    separable 4-class problem far above chance."""
+    import optax
+    model = models.build_model({"name": "supermask", "base": {"name": "mlp", "hidden": (64,)},
+                                "density": 0.5}, num_classes=4)
+    x = jax.random.normal(jax.random.key(0), (256, 4, 4, 1))
+    y = jax.numpy.argmax(x.reshape(256, -1)[:, :4], -1)  # the class: the largest of 4 pixels
+    variables = jax.tree.map(np.asarray, jax.jit(
+        lambda: nn.unbox(model.init(jax.random.key(1), x, train=False)))())
+    frozen = variables["supermask"]
+    kernels = {k: w for k, w in prune.flatten(frozen["weights"]).items()
+               if prune.is_prunable(k, w)}
+    assert set(kernels) == {f"{k}/kernel" for k in ("hidden_0", "head")}
+    assert all(np.unique(np.abs(w)).size == 1 for w in kernels.values())  # signed constants
+    assert set(prune.flatten(variables["params"])) == {f"scores/{k}" for k in kernels}
+    tx = optax.adam(0.05)
+
+    def loss(params):
+        logits = model.apply({"params": params, "supermask": frozen}, x, train=True)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    @jax.jit
+    def fit(params):
+        def step(carry, _):
+            p, o = carry
+            g = jax.grad(loss)(p)
+            u, o = tx.update(g, o, p)
+            return (optax.apply_updates(p, u), o), None
+        return jax.lax.scan(step, (params, tx.init(params)), None, length=150)[0][0]
+
+    def accuracy(params):
+        logits = model.apply({"params": params, "supermask": frozen}, x, train=False)
+        return float((logits.argmax(-1) == y).mean())
+
+    before, trained = accuracy(variables["params"]), fit(variables["params"])
+    assert accuracy(trained) > 0.75 and accuracy(trained) > before + 0.3
+    mask = prune.supermask_of(frozen["weights"], trained["scores"], density=0.5)
+    assert prune.mask_density(mask)["all"] == pytest.approx(0.5, abs=1e-3)
+    with pytest.raises(ValueError, match="density"):
+        models.build_model({"name": "supermask", "base": {"name": "mlp"}, "density": 1.5},
+                           num_classes=4)
+
+
+def test_lottery_supermask_control_trains_masks_only(data_dir, tmp_path):
+    spec = _write_lottery(tmp_path, data_dir, rounds=1, controls=("supermask",))
+    workdir = str(tmp_path / "lottery")
+    assert lottery.main([f"--config={spec}", f"--workdir={workdir}"]) == 0
+    df = pd.read_json(os.path.join(workdir, store.RESULTS_JSONL), lines=True)
+    assert list(zip(df["round"], df.kind)) == [(0, "dense"), (1, "rewind"), (1, "supermask")]
+    assert df.weights_remaining[1] == df.weights_remaining[2] < 1.0
+    # The run's trainable parameters are the scores, one per prunable weight, and
+    # its frozen weights are still signed constants after training.
+    run = store.trial_dir(workdir, "seed=0,round=1,kind=supermask")
+    with open(os.path.join(run, "config.json")) as f:
+        config = config_lib.ConfigDict(json.load(f))
+    assert config.model.name == "supermask" and config.model.base.name == "mlp"
+    assert config.model.density == pytest.approx(0.8, abs=1e-3)
+    assert config.model.output_density == pytest.approx(0.9, abs=1e-2)
+    assert df.params[2] == 192 * 32 + 32 * 16 + 16 * 10
+    c = mlp_config(data_dir)
+    c.model = config_lib.ConfigDict(config.model.to_dict())
+    _, state = restore_state(c, run)
+    weights = prune.flatten(jax.tree.map(np.asarray, state.model_state["supermask"]))
+    assert all(np.unique(np.abs(w)).size == 1 for k, w in weights.items() if k.endswith("kernel"))
+    mask = prune.supermask_of(state.model_state["supermask"]["weights"], state.params["scores"],
+                              density=config.model.density,
+                              output_density=config.model.output_density)
+    assert prune.mask_density(mask)["all"] == pytest.approx(df.weights_remaining[2], abs=2e-3)
+

@@ -43,7 +43,7 @@ import numpy as np
 import optax
 
 from vision_jax.config import ConfigError
-from vision_jax.flops import count_params
+from vision_jax import flops
 
 # The classifier layer of every model family is named 'head' (see
 # vision_jax/models/); its kernel is pruned at `output_rate`.
@@ -178,13 +178,13 @@ def sparsity(params: Any) -> jax.Array:
     if not kernels:
         return jnp.zeros((), jnp.float32)
     zeros = sum(jnp.sum(p == 0, dtype=jnp.float32) for p in kernels)
-    return zeros / count_params(kernels)
+    return zeros / flops.count_params(kernels)
 
 
 def mask_density(mask: Any) -> dict[str, float]:
     """{'all': fraction of prunable weights kept, <kernel path>: its fraction kept}."""
     kernels = {k: np.asarray(m) for k, m in flatten(mask).items() if is_prunable(k, m)}
-    total = count_params(list(kernels.values()))
+    total = flops.count_params(list(kernels.values()))
     out = {"all": sum(int(m.sum()) for m in kernels.values()) / max(total, 1)}
     out.update({k: float(m.mean()) for k, m in kernels.items()})
     return out
@@ -255,3 +255,111 @@ def random_mask(mask: Any, seed: int) -> Any:
         keep[rng.choice(m.size, int(m.sum()), replace=False)] = True
         out[k] = keep.reshape(m.shape)
     return unflatten(mask, out)
+
+
+# ---------------------------------------------------------------------------
+# Supermasks: masks learned on a frozen, untrained network.
+#
+# Zhou et al. 2019 ("Deconstructing Lottery Tickets: Zeros, Signs, and the
+# Supermask") found masks that, applied to a network's random initial weights
+# without any training of the weights, classify far above chance; Ramanujan et
+# al. 2020 ("What's Hidden in a Randomly Weighted Neural Network?") learn them
+# with edge-popup: every weight w gets a score s, the forward pass uses
+# w * [|s| among the top `density` of its layer], and the gradient reaches s
+# straight through the step (d loss / d s = d loss / d mask). The weights never
+# change; only the scores train. models/supermask.py wraps any model this way.
+
+SUPERMASK_WEIGHTS = ("signed_constant", "init")
+
+
+def signed_constant(params: Any) -> Any:
+    """Every prunable kernel replaced by sign(w) * its RMS (the rest as it is).
+
+    The "signed constant" of Zhou et al. 2019 and Ramanujan et al. 2020 (their
+    signed Kaiming constant, sigma = sqrt(2 / fan_in)): one magnitude per layer,
+    here the initialiser's own scale measured on the drawn kernel, so the
+    layer keeps the variance its init gave it. Both papers find it the best
+    frozen weights for a supermask."""
+    def one(path, w):
+        if not is_prunable(path_name(path), w):
+            return w
+        return jnp.sign(w) * jnp.sqrt(jnp.mean(jnp.square(w)))
+    return jax.tree_util.tree_map_with_path(one, params)
+
+
+def top_k_mask(scores: jax.Array, density: float) -> jax.Array:
+    """Edge-popup's mask of one layer: 1 where |score| is among the round(density * n)
+    largest of the layer, else 0 (a float array shaped like `scores`); its
+    gradient passes straight through the step to |score| (Ramanujan et al.
+    2020, Alg. 1)."""
+    if not 0.0 < density <= 1.0:
+        raise ValueError(f"supermask density={density!r} must be in (0, 1]")
+    magnitude = jnp.abs(scores).ravel()
+    keep = max(1, int(round(density * magnitude.size)))
+    threshold = jnp.sort(magnitude)[magnitude.size - keep]
+    # Ranked by |score|, and differentiated through it (Ramanujan et al.'s code
+    # takes scores.abs() before the step): a large score of either sign keeps its weight.
+    return _straight_through(jnp.abs(scores), (jnp.abs(scores) >= threshold).astype(scores.dtype))
+
+
+@jax.custom_vjp
+def _straight_through(scores: jax.Array, hard: jax.Array) -> jax.Array:
+    """`hard` exactly (0 and 1, not hard + s - s, which rounds), with the gradient
+    of the identity with respect to `scores`."""
+    del scores
+    return hard
+
+
+def _straight_through_fwd(scores, hard):
+    return hard, None
+
+
+def _straight_through_bwd(_, g):
+    return g, jnp.zeros_like(g)
+
+
+_straight_through.defvjp(_straight_through_fwd, _straight_through_bwd)
+
+
+def supermask_apply(weights: Any, scores: Any, *, density: float,
+                    output_density: float | None = None) -> Any:
+    """`weights` with every prunable kernel multiplied by the top-k mask of its
+    score (`scores`: a tree of the kernels' paths, as `supermask_scores` makes
+    it); the output layer's kernel keeps `output_density` of its weights
+    (default `density`)."""
+    output_density = density if output_density is None else output_density
+    scores = flatten(scores)
+
+    def one(path, w):
+        name = path_name(path)
+        if name not in scores:
+            return w
+        return w * top_k_mask(scores[name], output_density if is_output(name) else density)
+    return jax.tree_util.tree_map_with_path(one, weights)
+
+
+def supermask_scores(weights: Any, rng: jax.Array) -> dict:
+    """Initial scores: a nested dict with the paths of `weights`' prunable kernels,
+    each drawn from N(0, 1) times its kernel's RMS (Ramanujan et al. 2020 draw
+    them like a Kaiming init)."""
+    out: dict = {}
+    kernels = [(k, w) for k, w in flatten(weights).items() if is_prunable(k, w)]
+    for i, (name, w) in enumerate(kernels):
+        *parents, leaf = name.split("/")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        scale = jnp.sqrt(jnp.mean(jnp.square(w))) + 1e-12
+        node[leaf] = scale * jax.random.normal(jax.random.fold_in(rng, i), jnp.shape(w),
+                                               jnp.asarray(w).dtype)
+    return out
+
+
+def supermask_of(weights: Any, scores: Any, *, density: float,
+                 output_density: float | None = None) -> Any:
+    """The binary mask (numpy booleans shaped like `weights`) that a trained
+    supermask's scores select: a mask file the trainer can read, whose
+    `mask_density` is the supermask's."""
+    masked_ones = supermask_apply(jax.tree.map(jnp.ones_like, weights), scores,
+                                  density=density, output_density=output_density)
+    return jax.tree.map(lambda m: np.asarray(m) > 0.5, masked_ones)

@@ -30,6 +30,7 @@ from vision_jax.models.mobilenet import MobileNetV1, MobileNetV2, MobileNetV3
 from vision_jax.models.regnet import RegNet
 from vision_jax.models.resnet import ResNet
 from vision_jax.models.segmentation import FCN, SegUNet
+from vision_jax.models.supermask import Supermask
 from vision_jax.models.vgg import VGG
 from vision_jax.models.video import VIDEO_MODELS
 from vision_jax.models.vit import ViT
@@ -51,6 +52,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "vit": ViT,
     **VIDEO_MODELS,  # clips [B, T, H, W, C] -> logits: single_frame ... timesformer
     "fcn": FCN, "seg_unet": SegUNet,  # per-pixel logits [B, H, W, K]: tasks/segmentation.py
+    "supermask": Supermask,  # any classifier above, frozen at init, a mask learned (prune.py)
 }
 
 # Set by build_model's arguments, never by the model config.

@@ -25,6 +25,12 @@ see vision_jax/scaling/sweep.py, plus a `lottery` section):
                            Frankle & Carbin's random re-initialisation control
               random_mask  a random mask with mask_r's count in every layer,
                            on theta_k: the structure, not the weights, is random
+              supermask    (opt-in) no weight trained at all: a fresh random
+                           network frozen as signed constants, and only a mask
+                           learned over it (edge-popup, Ramanujan et al. 2020;
+                           Zhou et al. 2019's supermasks) that keeps mask_r's
+                           fraction of the hidden and of the output weights
+                           (models/supermask.py, prune.top_k_mask)
 
 The rewound tickets restart the optimizer and its schedule at step 0 and
 train T steps, as every other run does, rather than continuing for T - k
@@ -58,14 +64,16 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
+import numpy as np
 from ml_collections import ConfigDict
 
 from vision_jax import config as config_lib
 from vision_jax import prune
 from vision_jax.scaling import store, sweep
 
-CONTROLS = ("reinit", "random_mask")
-LABELS = {"reinit": "random re-init", "random_mask": "random mask (same layer sparsity)"}
+CONTROLS = ("reinit", "random_mask", "supermask")
+LABELS = {"reinit": "random re-init", "random_mask": "random mask (same layer sparsity)",
+          "supermask": "supermask (weights never trained)"}
 # The seed of round r's re-initialised control is seed + REINIT_SEED_OFFSET + r:
 # a fresh draw per round, far from the seeds a lottery config sweeps.
 REINIT_SEED_OFFSET = 1000
@@ -81,7 +89,7 @@ class Settings:
     output_rate: float = 0.1    # the output layer's rate (Frankle & Carbin: rate / 2)
     scope: str = "layer"        # 'layer' or 'global' magnitude ranking
     rewind_step: int = 0        # k: 0 rewinds to the initialisation
-    controls: tuple[str, ...] = CONTROLS
+    controls: tuple[str, ...] = ("reinit", "random_mask")
 
     def __post_init__(self):
         if not isinstance(self.rounds, int) or self.rounds < 1:
@@ -164,8 +172,10 @@ class _Runner:
         self.total, self.done = total, 0
         self.outcome: dict[str, list[str]] = {"ran": [], "skipped": []}
 
-    def train(self, run: Run, index: int, overrides: Sequence[str], values: dict) -> dict:
-        """Trains `run` with `overrides` on its trial's config unless it finished; its summary."""
+    def train(self, run: Run, index: int, overrides: Sequence[str], values: dict,
+              edit: Callable[[ConfigDict], None] | None = None) -> dict:
+        """Trains `run` with `overrides` (then `edit`, in place) on its trial's config
+        unless it finished; its summary."""
         from vision_jax import train
         workdir = store.trial_dir(self.workdir, run.name)
         self.done += 1
@@ -180,6 +190,8 @@ class _Runner:
             return summary
         config = sweep.trial_config(self.lottery, run.trial)
         config_lib.apply_overrides(config, list(overrides))
+        if edit is not None:
+            edit(config)
         trial = sweep.Trial(index, run.name, {**run.trial.values, **values},
                             tuple(run.trial.overrides) + tuple(overrides))
         sweep.write_trial_file(self.workdir, self.spec, trial, config)
@@ -219,6 +231,20 @@ def _check_same_pruning(workdir: str, s: Settings) -> None:
     os.makedirs(workdir, exist_ok=True)
     with open(path, "w") as f:
         json.dump(fixed, f, indent=2)
+
+
+def supermask_model(model: ConfigDict, mask: Any) -> ConfigDict:
+    """The supermask over `model` that keeps what `mask` keeps: its fraction of the
+    prunable weights outside the output layer, and of the output layer's."""
+    kernels = {k: np.asarray(m) for k, m in prune.flatten(mask).items() if prune.is_prunable(k, m)}
+
+    def kept(names):
+        return sum(int(kernels[k].sum()) for k in names) / sum(kernels[k].size for k in names)
+
+    hidden = [k for k in kernels if not prune.is_output(k)]
+    output = [k for k in kernels if prune.is_output(k)]
+    return ConfigDict(dict(name="supermask", base=model.to_dict(),
+                           density=kept(hidden or output), output_density=kept(output or hidden)))
 
 
 def run_trial(lottery: ConfigDict, trial: sweep.Trial, s: Settings, runner: _Runner) -> None:
@@ -270,7 +296,11 @@ def run_trial(lottery: ConfigDict, trial: sweep.Trial, s: Settings, runner: _Run
                      dict(round=r, kind="rewind", **columns))
         ticket_dir = store.trial_dir(runner.workdir, ticket.name)
         for kind in s.controls:
-            if kind == "reinit":
+            edit = None
+            if kind == "supermask":
+                overrides, edit = [], lambda config, m=mask: setattr(
+                    config, "model", supermask_model(config.model, m))
+            elif kind == "reinit":
                 overrides = [f"prune.mask={mask_file}", f"seed={seed + REINIT_SEED_OFFSET + r}"]
             else:  # random_mask: its own random stream per trial and round
                 shuffled = os.path.join(masks, f"round={r},random.npz")
@@ -278,7 +308,7 @@ def run_trial(lottery: ConfigDict, trial: sweep.Trial, s: Settings, runner: _Run
                             abstract)
                 overrides = [f"prune.mask={shuffled}", *rewind_to]
             runner.train(Run(trial, r, kind), next(index), overrides,
-                         dict(round=r, kind=kind, **columns))
+                         dict(round=r, kind=kind, **columns), edit)
 
 
 def run(lottery: ConfigDict, workdir: str, *, spec: str = "",
