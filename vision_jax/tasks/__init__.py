@@ -15,6 +15,7 @@ REGISTRY = {
     "gan": "vision_jax.tasks.gan:GAN",
     "diffusion": "vision_jax.tasks.diffusion:Diffusion",
     "flow": "vision_jax.tasks.flow:Flow",
+    "ffjord": "vision_jax.tasks.ffjord:FFJORD",  # a 2-D continuous normalising flow (diffrax)
     "attributes": "vision_jax.tasks.attributes:Attributes",
     "lm": "vision_jax.tasks.lm:LanguageModel",
     "pixelcnn": "vision_jax.tasks.likelihood:PixelCNN",
@@ -23,6 +24,8 @@ REGISTRY = {
     "segmentation": "vision_jax.tasks.segmentation:Segmentation",
     "style_transfer": "vision_jax.tasks.style:JohnsonStyle",
     "simclr": "vision_jax.tasks.ssl:SimCLR", "rotation": "vision_jax.tasks.ssl:Rotation",
+    "nerf": "vision_jax.tasks.three_d:NeRF", "pointnet": "vision_jax.tasks.three_d:PointNetTask",
+    "voxels": "vision_jax.tasks.three_d:VoxelTask",
 }
 
 
