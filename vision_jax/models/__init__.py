@@ -27,6 +27,7 @@ from vision_jax.models.lenet import LeNet
 from vision_jax.models.linear import Linear
 from vision_jax.models.mlp import MLP
 from vision_jax.models.mobilenet import MobileNetV1, MobileNetV2, MobileNetV3
+from vision_jax.models.ode import ODENet
 from vision_jax.models.regnet import RegNet
 from vision_jax.models.resnet import ResNet
 from vision_jax.models.segmentation import FCN, SegUNet
@@ -50,6 +51,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "regnet": RegNet,
     "resnet": ResNet,
     "vit": ViT,
+    "odenet": ODENet,  # an adaptive ODE solve as the network's depth (vision_jax/models/ode.py)
     **VIDEO_MODELS,  # clips [B, T, H, W, C] -> logits: single_frame ... timesformer
     "fcn": FCN, "seg_unet": SegUNet,  # per-pixel logits [B, H, W, K]: tasks/segmentation.py
     "supermask": Supermask,  # any classifier above, frozen at init, a mask learned (prune.py)

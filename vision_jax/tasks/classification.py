@@ -13,6 +13,17 @@ from vision_jax.config import base_config
 from vision_jax.tasks.base import Task
 
 LOSSES = ("softmax", "multiclass_hinge")
+# Scalars a model may sow for the task to report beside the loss (an ODE-Net's
+# solver steps and function evaluations: vision_jax/models/ode.py); summed
+# over the values one forward pass sows under a name.
+DIAGNOSTICS = "diagnostics"
+
+
+def pop_diagnostics(variables):
+    """(metrics sown into DIAGNOSTICS, the other collections)."""
+    variables = dict(variables)
+    sown = variables.pop(DIAGNOSTICS, {})
+    return {k: sum(v) for k, v in sown.items()}, variables
 
 
 def cross_entropy(logits, labels, num_classes: int, label_smoothing: float = 0.0,
@@ -160,26 +171,33 @@ class Classification(Task):
         model_variables = self.model_variables(variables)
         logits, new_variables = self.model.apply(
             {"params": params, **model_variables}, images, train=True,
-            rngs={"dropout": rng}, mutable=list(model_variables.keys()))
+            rngs={"dropout": rng}, mutable=[*model_variables.keys(), DIAGNOSTICS])
+        diagnostics, new_variables = pop_diagnostics(new_variables)
         losses = example_losses(logits, batch, loss=self.config.loss,
                                 num_classes=self.info.num_classes,
                                 label_smoothing=self.config.label_smoothing)
         loss, updated = self._reduce_loss(losses, batch, variables)
         correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32).mean()
-        return loss, {"accuracy": correct}, {**dict(new_variables), **updated}
+        return loss, {"accuracy": correct, **diagnostics}, {**new_variables, **updated}
+
+    def forward(self, params, variables, images):
+        """(eval-mode logits, the diagnostics the model sows)."""
+        logits, sown = self.model.apply({"params": params, **self.model_variables(variables)},
+                                        images, train=False, mutable=[DIAGNOSTICS])
+        return logits, pop_diagnostics(sown)[0]
 
     def predict(self, params, variables, images):
-        return self.model.apply({"params": params, **self.model_variables(variables)}, images,
-                                train=False)
+        return self.forward(params, variables, images)[0]
 
     def eval_step(self, params, variables, batch, rng):
-        logits = self.predict(params, variables, batch["image"])
+        logits, diagnostics = self.forward(params, variables, batch["image"])
         losses = example_losses(logits, {"label": batch["label"]}, loss=self.config.loss,
                                 num_classes=self.info.num_classes)
         mask = batch["mask"] * self._kept(batch["label"]) if self.holdout else batch["mask"]
         correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
         sums = {"loss_sum": (losses * mask).sum(), "accuracy_sum": (correct * mask).sum(),
-                "count": mask.sum()}
+                "count": mask.sum(),
+                **{f"{k}_sum": v * mask.sum() for k, v in diagnostics.items()}}
         adv = self.adversarial
         if adv.train or adv.eval:
             images = self._adversarial(params, variables, batch["image"], batch["label"],
