@@ -97,6 +97,7 @@ def train(config, workdir: str, progress: bool = True) -> dict:
                     row[k] = [None if np.isnan(x) else float(x) for x in value]
                 f.write(json.dumps(row) + "\n")
                 rows.append(row)
+            f.flush()  # a run stopped mid-way keeps its curve so far
             bar.update(length)
             last = metrics["episode_return"][:, -1]
             if not np.all(np.isnan(last)):
