@@ -7,14 +7,17 @@ Arguments: voxels (16 or 32: the grid's side; 32 needs its own prepared set,
 `--voxels 32`), steps, runlocal (a few steps), seed.
 
 2-D encoder of three stride-2 3x3 convolutions (16, 32, 64 channels), a
-128-d code, a 4^3 x 32 volume, 3-D transposed convolutions to the grid and
+128-d code, a 4^3 x 32 volume, 2x2x2 stride-2 transposed convolutions to the grid and
 per-voxel binary cross-entropy with positives weighted 2x (a few percent of
 the voxels are occupied). The world frame is viewer aligned (the camera's
 azimuth is 0), so one view determines the grid up to what it hides.
 Adam 2e-3, cosine, 32 views per step, 1,500 steps; eval: mean per-object IoU
 at probability 0.5 on 1,000 test objects.
 
-Lab note: see docs/3D.md (filled in below once measured).
+## Lab note, 2026-12-04 (one seed; 2-core AMD EPYC VM shared by 4 agents, jax 0.10.2, CPU)
+
+test IoU 0.711 (mean per object), 0.748 pooled over all test voxels;
+424,297 params; 24 s training, 36 s wall. `voxels=32` not run. docs/3D.md.
 """
 
 from vision_jax.config import parse_arg

@@ -40,7 +40,8 @@ probability 0.5 (`iou`, the score), and the IoU of all test voxels pooled
 (`iou_pooled`).
 
 `python -m vision_jax.tasks.three_d orbit --workdir RUN --out docs/figures/nerf_orbit.gif`
-renders a camera orbit with a trained NeRF.
+renders a camera orbit with a trained NeRF; `... voxels --workdir RUN --out F.png`
+draws a voxels run's predictions beside the truth.
 """
 
 from __future__ import annotations
@@ -432,6 +433,49 @@ def save_gif(path: str, predicted, truth=None, *, scale: int = 4, ms_per_frame: 
     images[0].save(path, save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
 
 
+def predict_voxels(config, workdir: str, num: int):
+    """(step, images uint8 [N, H, W, 3], true grids [N, V, V, V], predicted grids) of
+    the first `num` test objects of a `voxels` run."""
+    from vision_jax import sharding, train
+    from vision_jax.sample import to_uint8
+    mesh = sharding.make_mesh(dict(config.mesh))
+    rules = sharding.rules_from_config(config.logical_rules)
+    run, step, state = train.restore_workdir(config, workdir, mesh, rules)
+    task = run.task
+    batch = next(iter(task.eval_batches(config.data.eval_split, global_batch_size=num,
+                                        process_index=0, process_count=1)))
+    logits = jax.jit(lambda p, x: task.model.apply({"params": p}, x))(state.params,
+                                                                        batch["image"])
+    return (step, to_uint8(batch["image"]), batch["voxels"] > 0,
+            np.asarray(jax.device_get(logits)) > 0)
+
+
+def voxel_figure(images, truth, predicted, path: str, *, title: str = ""):
+    """Columns: objects; rows: the view, the true grid, the predicted grid, seen from
+    about the camera's direction."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    n = len(images)
+    fig = plt.figure(figsize=(1.6 * n, 5.0))
+    for i in range(n):
+        ax = fig.add_subplot(3, n, i + 1)
+        ax.imshow(images[i], interpolation="nearest")
+        ax.set_axis_off()
+        for row, grid in ((1, truth[i]), (2, predicted[i])):
+            ax = fig.add_subplot(3, n, row * n + i + 1, projection="3d")
+            # World (x, y up, z) -> matplotlib (x, -z, y up): a rotation, no mirror;
+            # the camera (azimuth 0, on +z) then looks from -y.
+            ax.voxels(np.transpose(grid, (0, 2, 1))[:, ::-1], facecolors="tab:blue",
+                      edgecolor="k", linewidth=0.1)
+            ax.view_init(elev=25, azim=-90)
+            ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     from vision_jax.sample import load_run_config
     parser = argparse.ArgumentParser(prog="python -m vision_jax.tasks.three_d")
@@ -442,8 +486,19 @@ def main(argv: list[str] | None = None) -> int:
     orbit.add_argument("--out", required=True)
     orbit.add_argument("--frames", type=int, default=36)
     orbit.add_argument("--elevation", type=float, default=30.0)
+    voxels = commands.add_parser("voxels", help="views, true and predicted grids of a voxels "
+                                                "run's first test objects (PNG)")
+    voxels.add_argument("--workdir", required=True)
+    voxels.add_argument("--out", required=True)
+    voxels.add_argument("--num", type=int, default=8)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     config = load_run_config(args.workdir)
+    if args.command == "voxels":
+        step, images, truth, predicted = predict_voxels(config, args.workdir, args.num)
+        voxel_figure(images, truth, predicted, args.out,
+                     title=f"single-view voxels, step {step}: view, truth, prediction")
+        print(args.out)
+        return 0
     step, images, truth = render_orbit(config, args.workdir, frames=args.frames,
                                        elevation_deg=args.elevation)
     save_gif(args.out, images, truth)
