@@ -42,6 +42,24 @@ no time was left for a second seed.
 Direction classes only (`motions=translation`, 4 classes, chance 25%):
 single_frame 26.7% (1,000 test clips; 1.2 binomial SE above chance: it
 sits at chance, as the construction forces), early_fusion 98.7%.
+
+## Lab note, 2026-12-04: the two-stream models (seeds 0 and 1)
+
+    vision-jax train --config=configs/video/clips.py:model=two_stream[,seed=1] --workdir=...
+    vision-jax train --config=configs/video/clips.py:model=two_stream_flow[,seed=1] --workdir=...
+
+Same data (4,000 / 1,000 clips, 9 classes), steps and optimizer as above; same
+2-core AMD EPYC VM, now shared by 4 agents (load average 9-10), one CPU
+device, nice 10, one run at a time; train step compiled in 6.1 s.
+
+| model | params | forward FLOPs | test top-1, seed 0 / seed 1 | training (seed 0 / 1) | command wall |
+|---|---|---|---|---|---|
+| two_stream (frame differences) | 13,954 | 5.6M | 68.3% / 62.9% | 20 s / 18 s | 49 s / 42 s |
+| two_stream_flow (Lucas-Kanade) | 13,450 | 5.9M | 96.2% / 95.9% | 51 s / 49 s | 79 s / 82 s |
+
+The in-model flow makes the temporal stream's job easy: 96% against 68% for
+late fusion above, and 65% for raw frame differences, which early fusion's
+first convolution could compute itself. Two seeds, not the lead's GPU runs.
 """
 
 from vision_jax.config import base_config, parse_arg, shrink_for_local
