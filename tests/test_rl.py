@@ -132,7 +132,27 @@ def test_shapes_goal_is_pure_and_rewards_the_red_circle():
 
 
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs/rl/*.py")))
-VARIANTS = {"minatar_breakout.py": ("", "cpu", "runlocal")}
+VARIANTS = {"minatar_breakout.py": ("", "cpu", "runlocal"),
+            "shapes_goal.py": ("", "cpu", "runlocal")}
+
+
+def test_patch_conv_torso_is_the_conv_torso():
+    """The im2col torso (CPU default) has nn.Conv's parameters, initial values
+    and outputs, so runs and checkpoints do not depend on the backend."""
+    from vision_jax.rl.networks import Torso
+    obs = jax.random.uniform(jax.random.key(0), (2, 3, 12, 12, 3))
+    kw = dict(kind="cnn", channels=(4, 8), strides=(2, 1), hidden=(16,), activation="relu",
+              obs_ndim=3)
+    xla, patches = Torso(conv="xla", **kw), Torso(conv="patches", **kw)
+    params = xla.init(jax.random.key(1), obs)
+    same = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), params,
+                        patches.init(jax.random.key(1), obs))
+    assert all(jax.tree.leaves(same))
+    out = patches.apply(params, obs)
+    assert out.shape == (2, 3, 16)
+    np.testing.assert_allclose(out, xla.apply(params, obs), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="network.conv"):
+        Torso(conv="fft", **kw).init(jax.random.key(1), obs)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)

@@ -16,7 +16,7 @@ from vision_jax.rl import base_config
 
 
 def get_config(arg=None):
-    a = parse_arg(arg, num_seeds=4, runlocal=False)
+    a = parse_arg(arg, num_seeds=4, cpu=False, runlocal=False)
     c = base_config("ppo", a.num_seeds)
     c.env.name = "ShapesGoal"
     c.env.kwargs = dict(grid=5, cell=6, num_distractors=3, max_steps_in_episode=20)
@@ -26,6 +26,8 @@ def get_config(arg=None):
     c.num_envs, c.num_steps = 16, 64
     c.optim.update(lr=5e-4, update_epochs=4, num_minibatches=4)
     c.eval_episodes = 128  # the evaluation return is the success rate
+    if a.cpu:  # half the steps, two seeds: about 10 min on 2 cores
+        c.num_seeds, c.total_timesteps = min(c.num_seeds, 2), 150_000
     if a.runlocal:
         c.total_timesteps, c.chunks, c.eval_episodes = 4 * 16 * 64, 2, 16
     return c

@@ -31,7 +31,8 @@ def base_config(agent: str = "ppo", num_seeds: int = 4):
         num_steps=128,           # steps per environment per update
         gamma=0.99,
         gae_lambda=0.95,
-        network=dict(kind="mlp", hidden=(64, 64), channels=(), strides=(), activation="tanh"),
+        network=dict(kind="mlp", hidden=(64, 64), channels=(), strides=(), activation="tanh",
+                     conv="auto"),  # CNN: 'xla' | 'patches' (im2col) | 'auto' (patches on CPU)
         optim=dict(lr=2.5e-4, anneal_lr=True, max_grad_norm=0.5, update_epochs=4,
                    num_minibatches=4, clip_eps=0.2, vf_coef=0.5, ent_coef=0.01),
         dqn=dict(buffer_size=10_000, batch_size=128, learning_starts=10_000, target_every=500,
