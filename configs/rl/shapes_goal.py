@@ -3,12 +3,17 @@ the red circle (vision_jax/rl/shapes_goal.py).
 
     vision-jax rl --config=configs/rl/shapes_goal.py --workdir=workdirs/rl/shapes_goal
 
-Lab note, 2026-12-04, 2-core AMD EPYC (nproc 2), jax 0.10.2, CPU. `:runlocal`
-(4,096 steps x 4 seeds): 175 s, success IQM 0.25, the same as the random
-policy (chance at that budget). The full config: about 40 s per update on the
-2 cores (15 of 292 updates in 10 min, return 0.2), so about 3 hours, over
-issue 12's 15-minute CPU budget; it was stopped there. No success rate yet:
-a smaller CPU variant is still to be made and run.
+    CPU variant:  vision-jax rl --config=configs/rl/shapes_goal.py:cpu --workdir=workdirs/rl/shapes_goal_cpu
+
+Lab note, 2026-12-04 (evening), 2-core AMD EPYC (nproc 2, shared with two
+other training runs), jax 0.10.2, CPU, convolutions as patches (PatchConv).
+`:cpu` (2 seeds x 150k steps, 146 updates): success rate 66.8% (seeds 68.8%,
+64.8%; 128 eval episodes each) against 22.3% for a random policy and 19.5%
+before training; 772 s of training (73 s first chunk with compile), still
+rising at the end. The full config (4 seeds x 300k steps) was not run: about
+50 min on these 2 cores, or minutes on one GPU (launch/gpu_issue12.sh).
+Earlier (before PatchConv) `:runlocal` took 175 s at chance, and the full
+config ran at ~40 s per update.
 """
 
 from vision_jax.config import parse_arg

@@ -18,6 +18,17 @@ A full-size variant is the same command with more data and steps, e.g.
 `--config.data.moving_shapes.train_size=50000 --config.total_steps=10000`
 (not run).
 
+## Lab note, 2026-12-04 (evening): three seeds of every model
+
+Seeds 1 and 2 of every model, and seed 0 of c3d and r2plus1d, on the 2-core
+AMD EPYC VM, two runs at a time, jax 0.10.2, CPU (16 runs in 13 min; training
+8 s for single_frame to 245 s for r2plus1d). Test top-1, seeds 0 / 1 / 2:
+single_frame 10.5 / 11.1 / 9.8%, early_fusion 48.2 / 39.5 / 30.2%,
+late_fusion 68.0 / 69.0 / 64.6%, c3d 54.3 / 49.5 / 40.0%,
+r2plus1d 56.3 / 37.8 / 46.0%, two_stream 68.3 / 62.9 / 66.6%,
+two_stream_flow 96.2 / 95.9 / 96.7%, timesformer 11.0 / 10.7 / 11.6%.
+Table and reading: docs/VIDEO.md.
+
 ## Lab note, 2026-12-03 (one seed; the machine was badly overloaded)
 
     vision-jax datasets prepare moving_shapes --train-size 4000 --test-size 1000 [--motions translation]
