@@ -4,8 +4,13 @@ binary observations, 3 actions, +1 per brick.
     full size (GPU):  vision-jax rl --config=configs/rl/minatar_breakout.py --workdir=workdirs/rl/breakout
     CPU variant:      vision-jax rl --config=configs/rl/minatar_breakout.py:cpu --workdir=workdirs/rl/breakout_cpu
 
-Lab note, 2026-12-04: not run yet (neither size), so no result, time or
-`vision-jax plan` estimate is recorded; the config builds (tests/test_rl.py).
+Lab note, 2026-12-04, 2-core AMD EPYC (nproc 2), jax 0.10.2, CPU,
+convolutions as patches (PatchConv). `:cpu` (2 seeds x 500k steps, 244
+updates): eval return 6.30 (seeds 6.44, 6.16; 32 episodes each), random
+policy 0.53, before training 0.63; 293 s of training (21 s first chunk with
+compile), training return still rising. The full config (4 seeds x 10M steps)
+was not run: about 3 h at this rate on 2 cores; it is GPU-sized
+(launch/gpu_issue12.sh).
 """
 
 from vision_jax.config import parse_arg
