@@ -52,6 +52,5 @@ for seed in $SEEDS; do  # all models and seeds at once: small models, one GPU, 1
   done
 done
 wait
-cd "$W" && tar czf "$OUT/results.tar.gz" --exclude='data' --exclude='checkpoints' --exclude='*.ckpt' \
-  $(ls -d rl_* video_* *.log 2>/dev/null)
+tar czf "$OUT/results.tar.gz" -C "$W" --exclude=./data --exclude=checkpoints .
 echo "done in $(( $(date +%s) - start )) s"

@@ -13,6 +13,7 @@ import os
 from typing import Any, Mapping
 
 import jax
+import jax.numpy as jnp
 
 from vision_jax.scaling import hardware
 
@@ -91,3 +92,9 @@ def read_metrics(workdir: str, split: str | None = None) -> list[dict]:
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         rows = [r for r in map(_parse, f) if r is not None]
     return [r for r in rows if split is None or r["split"] == split]
+
+
+def psnr_from_mse(mse, value_range: float = 1.0):
+    """Peak signal-to-noise ratio in dB of a mean squared error, for pixels
+    spanning `value_range` (the error is floored at 1e-12)."""
+    return 10.0 * jnp.log10(value_range ** 2 / jnp.maximum(mse, 1e-12))

@@ -87,6 +87,7 @@ import optax
 from vision_jax import checkpoint as ckpt_lib
 from vision_jax import config as config_lib
 from vision_jax import data
+from vision_jax import metrics
 
 WHAT = ("class", "invert", "dream", "style")
 TEXTURES = ("stripes", "checker", "blobs")
@@ -138,7 +139,7 @@ def total_variation(images):
 def psnr(images, reference, *, value_range: float = 2.0):
     """[B] peak signal-to-noise ratio in dB, for pixels spanning `value_range`."""
     mse = jnp.square(images - reference).mean(axis=tuple(range(1, images.ndim)))
-    return 10.0 * jnp.log10(value_range ** 2 / jnp.maximum(mse, 1e-12))
+    return metrics.psnr_from_mse(mse, value_range)
 
 
 def blur(images, sigma: float):

@@ -254,8 +254,8 @@ def _pixel_statistics(data_cfg: Mapping, builder) -> tuple[tuple[float, ...], tu
     examples of it), as stored (uint8, before any resize)."""
     train = _get(data_cfg, "train_split")
     size = _num_examples(data_cfg, builder, train)
-    key = (_data_dir(data_cfg), builder.info.full_name, repr(dict(_get(data_cfg, "shapes"))),
-           repr(dict(_get(data_cfg, "moving_shapes"))), train, size, _get(data_cfg, "image_key"))
+    # A built-in dataset's full name carries its variant (the builder config's name).
+    key = (_data_dir(data_cfg), builder.info.full_name, train, size, _get(data_cfg, "image_key"))
     if key not in _STATISTICS:
         source, image_key = builder.as_data_source(split=train), _get(data_cfg, "image_key")
         picks = np.unique(np.linspace(0, size - 1, min(size, STATISTICS_EXAMPLES)).astype(int))

@@ -57,6 +57,7 @@ import optax
 
 from vision_jax.data import shapes3d
 from vision_jax.models import three_d
+from vision_jax.metrics import psnr_from_mse
 from vision_jax.tasks.base import Task
 from vision_jax.tasks.classification import cross_entropy
 
@@ -254,7 +255,7 @@ class NeRF(Task):
                                         render)
         target = target.reshape(-1, 3)
         mse_coarse, mse_fine = ((coarse - target) ** 2).mean(), ((fine - target) ** 2).mean()
-        return mse_coarse + mse_fine, {"mse": mse_fine, "psnr": psnr(mse_fine)}, variables
+        return mse_coarse + mse_fine, {"mse": mse_fine, "psnr": psnr_from_mse(mse_fine)}, variables
 
     def eval_step(self, params, variables, batch, rng):
         image = (batch["image"] + 1.0) / 2.0
@@ -265,14 +266,9 @@ class NeRF(Task):
         mse_f = ((fine - image) ** 2).mean((1, 2, 3))
         mse_c = ((coarse - image) ** 2).mean((1, 2, 3))
         return {"count": mask.sum(), "mse_sum": (mse_f * mask).sum(),
-                "psnr_sum": (psnr(mse_f) * mask).sum(),
-                "psnr_coarse_sum": (psnr(mse_c) * mask).sum(),
+                "psnr_sum": (psnr_from_mse(mse_f) * mask).sum(),
+                "psnr_coarse_sum": (psnr_from_mse(mse_c) * mask).sum(),
                 "loss_sum": ((mse_f + mse_c) * mask).sum()}
-
-
-def psnr(mse):
-    """Peak signal-to-noise ratio in dB of images in [0, 1]."""
-    return -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))
 
 
 # ---------------------------------------------------------------------------
